@@ -1,0 +1,1 @@
+"""Pure domain: the call record, the normalized call events and the ports. No I/O here."""

@@ -1,0 +1,56 @@
+"""The ports: what services need from the outside world, as small Protocols.
+
+Adapters implement them; services accept them; tests hand in fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pbxlink.domain.calls import CallEvent
+
+Handler = Callable[[CallEvent], None]
+
+
+class Bus(Protocol):
+    """Fans normalized call events out to the services."""
+
+    def publish(self, event: CallEvent) -> None: ...
+
+    def subscribe(self, name: str, handler: Handler) -> None:
+        """Deliver every later event to `handler`, in order, away from the publisher's thread."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OriginateRequest:
+    """Ring `endpoint` (an agent extension or a number) and, when it answers, send it to `context`/`exten`."""
+
+    endpoint: str
+    exten: str
+    context: str
+    caller_id: str | None = None
+    timeout_s: int = 30
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OriginateHandle:
+    """What to correlate the resulting call with: `tag` is set as a channel variable on the originate."""
+
+    pbx: str
+    tag: str
+
+
+class PbxControl(Protocol):
+    """Steering a PBX; implemented by the AMI and the ESL adapters, validated before the wire."""
+
+    name: str
+
+    def originate(self, req: OriginateRequest) -> OriginateHandle: ...
+
+    def hangup(self, call_id: str) -> None: ...

@@ -1,0 +1,101 @@
+"""The peewee models of the current schema.
+
+The schema itself is created and changed only by `pbxlink.storage.migrations`; these
+classes describe what the newest migration leaves behind. All models share one
+`DatabaseProxy`, bound at start-up by `pbxlink.storage.database.connect`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import peewee as pw
+
+db_proxy = pw.DatabaseProxy()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTimeField(pw.DateTimeField):
+    """Timestamps are stored naive in UTC (portable across SQLite and PostgreSQL) and read back aware."""
+
+    def db_value(self, value: datetime | None) -> datetime | None:  # type: ignore[override]
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value: object) -> datetime | None:  # type: ignore[override]
+        parsed = super().python_value(value)
+        if isinstance(parsed, datetime) and parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed  # type: ignore[no-any-return]
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = db_proxy
+        legacy_table_names = False
+
+
+class Call(BaseModel):
+    """One row per PBX call: (pbx, call_id) is unique, so a replayed end never makes a second row."""
+
+    pbx = pw.CharField(max_length=64)
+    call_id = pw.CharField(max_length=128)
+    direction = pw.CharField(max_length=16)
+    caller = pw.CharField(max_length=64, null=True, index=True)
+    caller_name = pw.CharField(max_length=128, null=True)
+    callee = pw.CharField(max_length=64, null=True, index=True)
+    agent = pw.CharField(max_length=64, null=True, index=True)
+    agents = pw.TextField(default="[]")  # JSON list of extensions, in order
+    queue = pw.CharField(max_length=128, null=True)
+    started_at = UTCDateTimeField(index=True)
+    answered_at = UTCDateTimeField(null=True)
+    ended_at = UTCDateTimeField(null=True, index=True)
+    wait_seconds = pw.FloatField(null=True)
+    talk_seconds = pw.FloatField(null=True)
+    disposition = pw.CharField(max_length=16, null=True, index=True)
+    miss_reason = pw.CharField(max_length=32, null=True)
+    hangup_by = pw.CharField(max_length=16, null=True)
+    transfers = pw.TextField(default="[]")  # JSON list of {"from", "to", "kind"}
+    recording = pw.TextField(null=True)
+    end_seen = pw.BooleanField(default=True)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("pbx", "call_id"), True),)
+
+
+class User(BaseModel):
+    username = pw.CharField(max_length=64, unique=True)
+    password_hash = pw.CharField(max_length=255)
+    role = pw.CharField(max_length=16, default="agent")  # agent | supervisor | admin
+    extension = pw.CharField(max_length=32, null=True)
+    active = pw.BooleanField(default=True)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.role == "admin")
+
+
+class ApiToken(BaseModel):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    user = pw.ForeignKeyField(User, backref="tokens", on_delete="CASCADE")
+    name = pw.CharField(max_length=64)
+    token_sha256 = pw.CharField(max_length=64, unique=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    last_used_at = UTCDateTimeField(null=True)
+
+
+class Setting(BaseModel):
+    """Small key/value state pbxlink keeps for itself (e.g. the generated web secret key)."""
+
+    key = pw.CharField(max_length=64, primary_key=True)
+    value = pw.TextField()
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (Call, User, ApiToken, Setting)
