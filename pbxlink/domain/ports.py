@@ -54,3 +54,12 @@ class PbxControl(Protocol):
     def originate(self, req: OriginateRequest) -> OriginateHandle: ...
 
     def hangup(self, call_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of `pbxlink check`: what was checked, whether it is fine, and what to do if not."""
+
+    ok: bool
+    what: str
+    detail: str = ""
