@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 Direction = Literal["inbound", "outbound", "internal"]
@@ -55,6 +55,11 @@ def parse_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+def seconds(delta: timedelta) -> float:
+    """A duration as the record carries it: never negative, millisecond precision."""
+    return round(max(0.0, delta.total_seconds()), 3)
+
+
 @dataclass(frozen=True)
 class Transfer:
     from_: str | None
@@ -95,22 +100,11 @@ class CallRecord:
     transfers: list[Transfer] = field(default_factory=list)
     recording: str | None = None
     end_seen: bool = True
-
-    @property
-    def wait_seconds(self) -> float | None:
-        """Until an agent answered, or until the call ended unanswered."""
-        until = self.answered_at or self.ended_at
-        if until is None:
-            return None
-        return _seconds(until - self.started_at)
-
-    @property
-    def talk_seconds(self) -> float | None:
-        if self.answered_at is None:
-            return 0.0 if self.ended_at is not None else None
-        if self.ended_at is None:
-            return None
-        return _seconds(self.ended_at - self.answered_at)
+    #: until an agent answered (or the call ended unanswered), from when the call reached a queue or
+    #: an agent (an IVR or announcement before that is not waiting for an agent); set by the tracker
+    wait_seconds: float | None = None
+    #: the sum of the talk segments (a transferee's ring time is not talk; a hold is)
+    talk_seconds: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -167,11 +161,9 @@ class CallRecord:
             transfers=[Transfer.from_dict(t) for t in d.get("transfers") or []],
             recording=d.get("recording"),
             end_seen=bool(d.get("end_seen", True)),
+            wait_seconds=d.get("wait_seconds"),
+            talk_seconds=d.get("talk_seconds"),
         )
-
-
-def _seconds(delta: Any) -> float:
-    return round(max(0.0, delta.total_seconds()), 3)
 
 
 @dataclass(frozen=True, kw_only=True)

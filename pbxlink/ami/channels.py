@@ -1,0 +1,73 @@
+"""What an Asterisk channel name tells: which agent it belongs to, and whether it is half of a Local pair.
+
+Sites differ (PJSIP/SIP/IAX2 phones, FreePBX `Local/201@from-queue` queue members,
+DAHDI analog phones), so the mapping is a list of regexes with a named group `ext`,
+configurable per PBX; the defaults work on a stock FreePBX or plain Asterisk.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEFAULT_AGENT_PATTERNS: tuple[str, ...] = (
+    # A phone registered as a numeric endpoint: PJSIP/201-00000001, SIP/201-0000000a, IAX2/201-1234
+    r"^(?:PJSIP|SIP|IAX2)/(?P<ext>\d{2,8})-[0-9A-Za-z]+$",
+    # Local channels that ring an extension: FreePBX queue members and ring groups, plain `agents` contexts
+    r"^Local/(?P<ext>\d{2,8})@(?:from-queue|from-internal|from-internal-xfer|ext-local|agents|internal)"
+    r"-[0-9a-f]+;[12]$",
+)
+
+_LOCAL = re.compile(r"^(?P<pair>Local/[^;]+);(?P<half>[12])$")
+
+
+@dataclass(frozen=True)
+class LocalHalf:
+    """One half of a Local channel pair: `;1` faces the caller of the pair, `;2` runs the pair's dialplan."""
+
+    pair: str
+    half: int
+
+
+def local_half(channel: str) -> LocalHalf | None:
+    m = _LOCAL.match(channel)
+    if m is None:
+        return None
+    return LocalHalf(pair=m["pair"], half=int(m["half"]))
+
+
+class AgentMap:
+    """Maps a channel name to the agent extension behind it, or None for trunks and the like."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self._patterns = [re.compile(p) for p in patterns]
+        self._cache: dict[str, str | None] = {}
+
+    @classmethod
+    def from_patterns(cls, patterns: Sequence[str] | None) -> AgentMap:
+        return cls(DEFAULT_AGENT_PATTERNS if patterns is None else patterns)
+
+    def agent(self, channel: str) -> str | None:
+        try:
+            return self._cache[channel]
+        except KeyError:
+            pass
+        ext = None
+        for pattern in self._patterns:
+            m = pattern.match(channel)
+            if m is not None:
+                ext = m["ext"]
+                break
+        if len(self._cache) > 10_000:  # channel names never repeat; keep the cache bounded
+            self._cache.clear()
+        self._cache[channel] = ext
+        return ext
+
+
+def looks_external(exten: str | None) -> bool:
+    """A dialled string that is a phone number rather than an internal extension."""
+    if not exten:
+        return False
+    digits = exten.lstrip("+")
+    return exten.startswith("+") or (digits.isdigit() and len(digits) >= 7)

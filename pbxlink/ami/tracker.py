@@ -1,0 +1,424 @@
+"""The AMI call tracker: raw Asterisk events in, normalized call events out.
+
+Pure and synchronous (no sockets, no clock, no database): the client feeds it one
+event at a time with the event's time, which is what lets the tests replay a real
+capture byte for byte. One call per Linkedid; channels join a call by Uniqueid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from pbxlink.ami.call_state import CallState, Chan
+from pbxlink.ami.channels import AgentMap, local_half, looks_external
+from pbxlink.domain.calls import CallEvent, CallRecord, CallStarted, CallUpdated
+
+log = logging.getLogger(__name__)
+
+Event = Mapping[str, "str | list[str]"]
+_RECENT_ENDED = 10_000
+_UNKNOWN = {"", "<unknown>", "<Unknown>"}
+
+
+def field(event: Event, key: str) -> str:
+    """A header's value; for a repeated header, its last occurrence."""
+    value = event.get(key, "")
+    if isinstance(value, list):
+        return value[-1] if value else ""
+    return value
+
+
+def _known(value: str) -> str | None:
+    return None if value in _UNKNOWN else value
+
+
+class AmiTracker:
+    def __init__(self, pbx: str, agents: AgentMap | None = None) -> None:
+        self.pbx = pbx
+        self.agents = agents or AgentMap.from_patterns(None)
+        self._calls: dict[str, CallState] = {}
+        self._chan_call: dict[str, str] = {}  # uniqueid -> linkedid
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._lost_at: datetime | None = None
+        self._handlers: dict[str, Callable[[CallState, Chan, Event, datetime], list[CallEvent]]] = {
+            "Newchannel": self._on_newchannel,
+            "NewCallerid": self._on_newcallerid,
+            "Newexten": self._on_location,
+            "Newstate": self._on_location,
+            "VarSet": self._on_varset,
+            "DialBegin": self._on_dial_begin,
+            "DialEnd": self._on_dial_end,
+            "QueueCallerJoin": self._on_queue_join,
+            "QueueCallerAbandon": self._on_queue_abandon,
+            "AgentCalled": self._on_agent_called,
+            "AgentConnect": self._on_agent_connect,
+            "AgentRingNoAnswer": self._on_agent_noanswer,
+            "HangupRequest": self._on_hangup_request,
+            "SoftHangupRequest": self._on_hangup_request,
+            "Hangup": self._on_hangup,
+        }
+
+    @property
+    def open_calls(self) -> list[CallRecord]:
+        return [state.record.copy() for state in self._calls.values()]
+
+    # --- the event stream ----------------------------------------------------------------------
+
+    def feed(self, event: Event, at: datetime) -> list[CallEvent]:
+        """One AMI event; a malformed one is logged and skipped, never fatal."""
+        name = field(event, "Event")
+        try:
+            if name == "BlindTransfer":
+                return self._on_blind_transfer(event, at)
+            if name == "AttendedTransfer":
+                return self._on_attended_transfer(event, at)
+            if name == "DialBegin" and not field(event, "Channel"):
+                return self._on_originate_dial(event)
+            if name == "Shutdown":
+                return self._end_all(at, seen=True, hangup_by="system")
+            handler = self._handlers.get(name)
+            if handler is None:
+                return []
+            located = self._locate(name, event, at)
+            if located is None:
+                return []
+            state, chan, started = located
+            return started + handler(state, chan, event, at)
+        except Exception:
+            log.exception(
+                "AMI %s: could not make sense of a %s event; skipped it", self.pbx, name or "nameless"
+            )
+            return []
+
+    def _locate(
+        self, name: str, event: Event, at: datetime
+    ) -> tuple[CallState, Chan, list[CallEvent]] | None:
+        """The call and channel an event is about, creating them when the event shows a new one."""
+        uid, linkedid, channel = field(event, "Uniqueid"), field(event, "Linkedid"), field(event, "Channel")
+        if not uid or not channel:
+            return None
+        if not linkedid:
+            linkedid = self._chan_call.get(uid, "")
+            if not linkedid:
+                log.warning("AMI %s: %s for %s carries no Linkedid; skipped", self.pbx, name, channel)
+                return None
+        if linkedid in self._ended:
+            return None
+        known = self._chan_call.get(uid)
+        if known is not None and known != linkedid and linkedid in self._calls:
+            self._move(uid, known, linkedid)  # bridged into an older call (e.g. attended transfer)
+        state = self._calls.get(linkedid) or self._calls.get(self._chan_call.get(uid, ""))
+        started: list[CallEvent] = []
+        if state is None:
+            if name in ("Hangup", "HangupRequest", "SoftHangupRequest"):
+                return None
+            state = self._new_call(linkedid, event, at)
+            started.append(CallStarted(at=at, call=state.record.copy()))
+        chan = state.channels.get(uid)
+        if chan is None:
+            if name == "Hangup":
+                return None
+            chan = self._add_channel(state, uid, channel, event)
+        chan.context = field(event, "Context") or chan.context
+        chan.exten = field(event, "Exten") or chan.exten
+        state.last_at = at
+        return state, chan, started
+
+    def _new_call(self, linkedid: str, event: Event, at: datetime) -> CallState:
+        channel, exten = field(event, "Channel"), field(event, "Exten")
+        agent = self.agents.agent(channel)
+        if agent is None:
+            direction, caller = "inbound", _known(field(event, "CallerIDNum"))
+        else:
+            direction, caller = ("outbound" if looks_external(exten) else "internal"), agent
+        record = CallRecord(
+            pbx=self.pbx,
+            call_id=linkedid,
+            direction=direction,  # type: ignore[arg-type]
+            started_at=at,
+            caller=caller,
+            caller_name=_known(field(event, "CallerIDName")) if agent is None else None,
+            callee=_known(exten) if exten != "s" else None,
+        )
+        state = CallState(record=record, origin=field(event, "Uniqueid"))
+        self._calls[linkedid] = state
+        return state
+
+    def _add_channel(self, state: CallState, uid: str, name: str, event: Event) -> Chan:
+        local = local_half(name)
+        chan = Chan(uniqueid=uid, name=name, agent=self.agents.agent(name), local=local)
+        if local is not None:
+            how = state.pairs.get(local.pair)
+            chan.dialled, chan.originated = how == "dialled", how == "originated"
+            if any(
+                c.local is not None and c.local.pair == local.pair and c.uniqueid in state.caller_uids
+                for c in state.channels.values()
+            ):
+                state.caller_uids.add(uid)
+        if uid == state.origin:
+            state.caller_uids.add(uid)
+        state.channels[uid] = chan
+        self._chan_call[uid] = state.record.call_id
+        return chan
+
+    def _move(self, uid: str, old: str, new: str) -> None:
+        chan = self._calls[old].channels.pop(uid) if old in self._calls else None
+        self._chan_call[uid] = new
+        if chan is not None:
+            self._calls[new].channels[uid] = chan
+
+    @staticmethod
+    def _mark_pair(state: CallState, channel: str, how: str) -> None:
+        """Remember how a Local pair came to be: that says which half stands for a person."""
+        local = local_half(channel)
+        if local is None:
+            return
+        state.pairs[local.pair] = how
+        for chan in state.channels.values():
+            if chan.local is not None and chan.local.pair == local.pair:
+                chan.dialled, chan.originated = how == "dialled", how == "originated"
+
+    # --- handlers ----------------------------------------------------------------------------
+
+    def _on_newchannel(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        return []
+
+    def _on_newcallerid(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        rec = state.record
+        if (
+            rec.direction != "inbound"
+            or rec.answered_at is not None
+            or chan.uniqueid not in state.caller_uids
+        ):
+            return []
+        number, name = _known(field(event, "CallerIDNum")), _known(field(event, "CallerIDName"))
+        if (number or rec.caller, name or rec.caller_name) == (rec.caller, rec.caller_name):
+            return []
+        rec.caller, rec.caller_name = number or rec.caller, name or rec.caller_name
+        return [CallUpdated(at=at, call=rec.copy())]
+
+    def _on_location(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        rec = state.record
+        if rec.callee is None and chan.uniqueid in state.caller_uids and chan.exten not in ("", "s"):
+            rec.callee = chan.exten
+        return []
+
+    def _on_varset(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        variable, value = field(event, "Variable"), field(event, "Value")
+        if variable == "MIXMONITOR_FILENAME" and value:
+            state.record.recording = value
+        elif variable == "QUEUESTATUS" and value:
+            state.queue_status(value)
+        return []
+
+    def _on_dial_begin(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        dest_uid, dest = field(event, "DestUniqueid"), field(event, "DestChannel")
+        self._mark_pair(state, dest, "dialled")
+        dest_agent = self.agents.agent(dest)
+        rec = state.record
+        if chan.agent is not None and chan.uniqueid in state.caller_uids and rec.answered_at is None:
+            rec.direction = "internal" if dest_agent is not None else "outbound"
+            dialled = chan.exten if looks_external(chan.exten) else field(event, "DestExten")
+            rec.callee = dest_agent or _known(dialled) or rec.callee
+        state.offer(at)
+        if dest_agent is not None and dest_uid:
+            return state.ring(dest_uid, dest_agent, at)
+        return []
+
+    def _on_originate_dial(self, event: Event) -> list[CallEvent]:
+        """An Originate ringing its first leg: an agent's phone for click-to-call, or a Local wire."""
+        state = self._calls.get(field(event, "DestLinkedid"))
+        if state is None:
+            return []
+        dest = field(event, "DestChannel")
+        self._mark_pair(state, dest, "originated")
+        if field(event, "DestUniqueid") == state.origin and self.agents.agent(dest) is not None:
+            state.record.direction = "outbound"  # click-to-call: the agent's phone is rung first
+        return []
+
+    def _on_dial_end(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        dest_uid, dest, status = (
+            field(event, "DestUniqueid"),
+            field(event, "DestChannel"),
+            field(event, "DialStatus"),
+        )
+        dest_agent = self.agents.agent(dest)
+        if status != "ANSWER":
+            return state.ring_ended(dest_uid, status, at)
+        state.ringing.pop(dest_uid, None)
+        if dest_agent is not None:
+            return state.answer(dest_agent, at)
+        if state.record.direction != "inbound":
+            return state.answer(chan.agent, at)  # the far party of an outbound call answered
+        return state.answer(None, at)  # forwarded outside, answered there
+
+    def _on_queue_join(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        state.record.queue = field(event, "Queue") or state.record.queue
+        state.offer(at)
+        return []
+
+    def _on_queue_abandon(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        state.queue_left(abandoned=True)
+        return []
+
+    def _on_agent_called(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        state.record.queue = field(event, "Queue") or state.record.queue
+        agent = self.agents.agent(field(event, "DestChannel")) or self._member_agent(event)
+        dest_uid = field(event, "DestUniqueid")
+        return state.ring(dest_uid, agent, at) if agent and dest_uid else []
+
+    def _on_agent_connect(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        state.record.queue = field(event, "Queue") or state.record.queue
+        state.ringing.pop(field(event, "DestUniqueid"), None)
+        agent = self.agents.agent(field(event, "DestChannel")) or self._member_agent(event)
+        return state.answer(agent, at)
+
+    def _on_agent_noanswer(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        return state.ring_ended(field(event, "DestUniqueid"), "NOANSWER", at)
+
+    def _member_agent(self, event: Event) -> str | None:
+        """A queue member's extension from its Interface (`PJSIP/201`, `Local/201@from-queue/n`)."""
+        interface = field(event, "Interface")
+        return self.agents.agent(f"{interface}-0;2") or self.agents.agent(f"{interface}-0") or None
+
+    def _on_hangup_request(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        chan.hangup_requested = True
+        state.hangup_signal(chan, requested=field(event, "Event") == "HangupRequest")
+        return []
+
+    def _on_hangup(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        if not chan.hangup_requested:
+            state.hangup_signal(chan, requested=False)
+        del state.channels[chan.uniqueid]
+        self._chan_call.pop(chan.uniqueid, None)
+        state.ringing.pop(chan.uniqueid, None)
+        if chan.agent is not None and not any(c.agent == chan.agent for c in state.channels.values()):
+            state.leave(chan.agent, at)
+        if state.channels:
+            return []
+        return self._finish(state, at)
+
+    def _on_blind_transfer(self, event: Event, at: datetime) -> list[CallEvent]:
+        state = self._calls.get(field(event, "TransfererLinkedid") or field(event, "TransfereeLinkedid"))
+        if state is None or field(event, "Result") != "Success":
+            return []
+        transferer = field(event, "TransfererChannel")
+        from_ = self.agents.agent(transferer) or _known(field(event, "TransfererCallerIDNum"))
+        return state.transfer(from_, _known(field(event, "Extension")), "blind", at)
+
+    def _on_attended_transfer(self, event: Event, at: datetime) -> list[CallEvent]:
+        state = self._calls.get(field(event, "OrigTransfererLinkedid"))
+        if state is None or field(event, "Result") != "Success":
+            return []
+        from_ = self.agents.agent(field(event, "OrigTransfererChannel"))
+        target = field(event, "TransferTargetChannel")
+        to = self.agents.agent(target) or _known(field(event, "SecondTransfererConnectedLineNum"))
+        events = state.transfer(from_, to, "attended", at)
+        if to is not None and self.agents.agent(target) is not None:
+            events += state.answer(to, at)
+        return events
+
+    # --- endings and resynchronisation -----------------------------------------------------------
+
+    def _finish(self, state: CallState, at: datetime, **how: object) -> list[CallEvent]:
+        linkedid = state.record.call_id
+        self._calls.pop(linkedid, None)
+        for uid in state.channels:
+            self._chan_call.pop(uid, None)
+        self._ended[linkedid] = None
+        while len(self._ended) > _RECENT_ENDED:
+            self._ended.popitem(last=False)
+        return state.end(at, **how)  # type: ignore[arg-type]
+
+    def _end_all(self, at: datetime, *, seen: bool, hangup_by: str | None) -> list[CallEvent]:
+        events: list[CallEvent] = []
+        for state in list(self._calls.values()):
+            events += self._finish(state, at, seen=seen, hangup_by=hangup_by)
+        return events
+
+    def link_lost(self, at: datetime) -> None:
+        """The connection dropped: calls stay open until the next resync says what became of them."""
+        if self._lost_at is None:
+            self._lost_at = at
+
+    def restore(self, records: Iterable[CallRecord]) -> None:
+        """After our own restart: take back the calls the database still has open."""
+        for rec in records:
+            if rec.ended_at is not None or rec.call_id in self._calls:
+                continue
+            state = CallState(record=rec.copy(), origin=rec.call_id)
+            if rec.answered_at is not None:
+                state.talking = list(rec.agents[-1:])
+                state.talk_since = rec.answered_at
+            self._calls[rec.call_id] = state
+
+    def resync(
+        self, channels: Sequence[Event], at: datetime, pbx_started_at: datetime | None
+    ) -> list[CallEvent]:
+        """After every (re)connect: adopt what is up, close what ended unseen, mark restart victims.
+
+        `channels` are the CoreShowChannel items. A call that is open here but has no
+        channel any more ended while we could not see it: it is closed once, with
+        `end_seen` false; when the PBX started after the call did, the restart cut it.
+        """
+        groups: dict[str, list[Event]] = {}
+        for item in channels:
+            linkedid = field(item, "Linkedid") or field(item, "Uniqueid")
+            if linkedid:
+                groups.setdefault(linkedid, []).append(item)
+        events: list[CallEvent] = []
+        for state in list(self._calls.values()):
+            if state.record.call_id not in groups:
+                restarted = pbx_started_at is not None and state.record.started_at < pbx_started_at
+                ended = self._lost_at or (pbx_started_at if restarted else None) or at
+                events += self._finish(
+                    state,
+                    max(ended, state.record.started_at),
+                    seen=False,
+                    hangup_by="system" if restarted else None,
+                )
+        for linkedid, items in groups.items():
+            events += self._adopt(linkedid, items, at)
+        self._lost_at = None
+        return events
+
+    def _adopt(self, linkedid: str, items: list[Event], at: datetime) -> list[CallEvent]:
+        events: list[CallEvent] = []
+        state = self._calls.get(linkedid)
+        ages = {field(i, "Uniqueid"): _duration(field(i, "Duration")) for i in items}
+        if state is None:
+            if linkedid in self._ended:
+                return []
+            first = next((i for i in items if field(i, "Uniqueid") == linkedid), items[0])
+            state = self._new_call(linkedid, first, at - max(ages.values(), default=timedelta(0)))
+            events.append(CallStarted(at=at, call=state.record.copy()))
+        live = set(ages)
+        for uid in [u for u in state.channels if u not in live]:
+            gone = state.channels.pop(uid)
+            self._chan_call.pop(uid, None)
+            if gone.agent is not None:
+                state.leave(gone.agent, at)
+        for item in items:
+            uid = field(item, "Uniqueid")
+            chan = state.channels.get(uid) or self._add_channel(state, uid, field(item, "Channel"), item)
+            if field(item, "Application") == "Queue" and state.record.queue is None:
+                state.record.queue = field(item, "ApplicationData").split(",")[0] or None
+            if chan.agent is None or uid in state.caller_uids:
+                continue
+            up, bridged = field(item, "ChannelStateDesc") == "Up", bool(field(item, "BridgeId"))
+            if up and bridged and chan.agent not in state.talking:
+                events += state.answer(chan.agent, at - ages.get(uid, timedelta(0)))
+            elif field(item, "ChannelStateDesc") == "Ringing":
+                events += state.ring(uid, chan.agent, at)
+        return events
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        h, m, s = (int(x) for x in text.split(":"))
+    except ValueError:
+        return timedelta(0)
+    return timedelta(hours=h, minutes=m, seconds=s)
