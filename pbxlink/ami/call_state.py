@@ -86,6 +86,7 @@ class CallState:
     queue_outcome: str | None = None
     hangup_by: str | None = None
     transfer_pending: bool = False
+    last_agent: str | None = None  # who talked last: the "from" of a transfer no event announced
     last_at: datetime | None = None
 
     # --- answering and talking -------------------------------------------------------------
@@ -121,15 +122,22 @@ class CallState:
             rec.answered_at = at
             rec.agent = agent
             rec.wait_seconds = seconds(at - (self.offered_at or rec.started_at))
-        elif self.talking and not self.transfer_pending and agent is not None:
-            # A new agent took over without a transfer event: an AMI Redirect or a dialplan move.
-            events += self.transfer(self.talking[-1], agent, "redirect", at)
+        elif (
+            agent is not None
+            and self.last_agent not in (None, agent)
+            and not self.transfer_pending
+            and self.hangup_by != "agent"
+        ):
+            # A new agent took over without a transfer event and without the last one hanging
+            # up: an AMI Redirect or a dialplan move.
+            events += self.transfer(self.last_agent, agent, "redirect", at)
         self.transfer_pending = False
         self.hangup_by = None  # whoever hung up before this answer did not end the call
         if agent is not None and agent not in rec.agents:
             rec.agents.append(agent)
         if agent is not None:
             self.talking.append(agent)
+            self.last_agent = agent
         if self.talk_since is None:
             self.talk_since = at
         events.append(CallAnswered(at=at, call=rec.copy(), agent=agent))

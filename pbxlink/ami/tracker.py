@@ -48,6 +48,7 @@ class AmiTracker:
             "NewCallerid": self._on_newcallerid,
             "Newexten": self._on_location,
             "Newstate": self._on_location,
+            "BridgeEnter": self._on_location,  # a channel bridged into an older call takes its Linkedid
             "VarSet": self._on_varset,
             "DialBegin": self._on_dial_begin,
             "DialEnd": self._on_dial_end,
@@ -107,11 +108,11 @@ class AmiTracker:
                 return None
         if linkedid in self._ended:
             return None
+        started: list[CallEvent] = []
         known = self._chan_call.get(uid)
         if known is not None and known != linkedid and linkedid in self._calls:
-            self._move(uid, known, linkedid)  # bridged into an older call (e.g. attended transfer)
+            started += self._move(uid, known, linkedid, at)  # bridged into an older call (attended transfer)
         state = self._calls.get(linkedid) or self._calls.get(self._chan_call.get(uid, ""))
-        started: list[CallEvent] = []
         if state is None:
             if name in ("Hangup", "HangupRequest", "SoftHangupRequest"):
                 return None
@@ -164,11 +165,17 @@ class AmiTracker:
         self._chan_call[uid] = state.record.call_id
         return chan
 
-    def _move(self, uid: str, old: str, new: str) -> None:
-        chan = self._calls[old].channels.pop(uid) if old in self._calls else None
+    def _move(self, uid: str, old: str, new: str, at: datetime) -> list[CallEvent]:
+        """A channel now belongs to another call; the call it leaves ends if it was its last."""
         self._chan_call[uid] = new
-        if chan is not None:
-            self._calls[new].channels[uid] = chan
+        source = self._calls.get(old)
+        if source is None or uid not in source.channels:
+            return []
+        chan = source.channels.pop(uid)
+        self._calls[new].channels[uid] = chan
+        if chan.agent is not None:
+            source.leave(chan.agent, at)
+        return [] if source.channels else self._finish(source, at)
 
     @staticmethod
     def _mark_pair(state: CallState, channel: str, how: str) -> None:
@@ -250,6 +257,9 @@ class AmiTracker:
             return state.ring_ended(dest_uid, status, at)
         state.ringing.pop(dest_uid, None)
         if dest_agent is not None:
+            rec = state.record
+            if rec.direction == "internal" and chan.agent is not None and chan.agent not in rec.agents:
+                rec.agents.append(chan.agent)  # both extensions of an internal call talked
             return state.answer(dest_agent, at)
         if state.record.direction != "inbound":
             return state.answer(chan.agent, at)  # the far party of an outbound call answered
