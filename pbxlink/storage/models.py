@@ -42,6 +42,7 @@ class BaseModel(pw.Model):
 class Call(BaseModel):
     """One row per PBX call: (pbx, call_id) is unique, so a replayed end never makes a second row."""
 
+    id = pw.AutoField()  # what peewee adds anyway, spelled out for the type checker
     pbx = pw.CharField(max_length=64)
     call_id = pw.CharField(max_length=128)
     direction = pw.CharField(max_length=16)

@@ -46,6 +46,8 @@ def test_every_agent_rung_gets_one_ringing_event(capture: str) -> None:
 def test_agi_caller_name_is_known_before_the_agent_rings(capture: str) -> None:
     events = replay(capture)
     ringing = next(i for i, e in enumerate(events) if isinstance(e, CallRinging))
-    named = [i for i, e in enumerate(events) if isinstance(e, CallUpdated) and e.call.caller_name == "ACME Corp"]
+    named = [
+        i for i, e in enumerate(events) if isinstance(e, CallUpdated) and e.call.caller_name == "ACME Corp"
+    ]
     assert named and named[0] < ringing
     assert events[ringing].call.caller_name == "ACME Corp"

@@ -1,0 +1,102 @@
+"""Opening the database named by `[database] url` and binding the models to it.
+
+peewee keeps one connection per thread (its state is thread-local), so the bus
+subscribers, the web server's threads and the scheduler can all use the models at
+once; SQLite runs in WAL mode so readers never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import peewee as pw
+
+from pbxlink.config import redact_url
+from pbxlink.storage.models import db_proxy
+
+SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 5000, "foreign_keys": 1}
+
+
+class DatabaseOpenError(Exception):
+    """The database cannot be opened; the message is one line meant for the admin."""
+
+
+def connect(url: str) -> pw.Database:
+    """Open the database at `url` once (to fail early, with a clear message) and bind the models to it.
+
+    `sqlite:///relative/path.db` or `sqlite:////absolute/path.db` (the folder is created);
+    `postgresql://user:password@host:port/dbname?sslmode=require` (needs psycopg2).
+    """
+    parts = urlsplit(url)
+    db: pw.Database
+    if parts.scheme == "sqlite":
+        db = _sqlite(url)
+    elif parts.scheme in ("postgresql", "postgres"):
+        db = _postgresql(url)
+    else:
+        raise DatabaseOpenError(f"{redact_url(url)}: unsupported database, use sqlite:/// or postgresql://")
+    try:
+        db.connect(reuse_if_open=True)
+    except pw.PeeweeException as exc:
+        raise DatabaseOpenError(f"cannot open database {redact_url(url)}: {first_line(exc)}") from None
+    db_proxy.initialize(db)
+    return db
+
+
+def first_line(exc: BaseException) -> str:
+    """A driver's error reduced to one line (psycopg2's run over several), for a one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def connection() -> Iterator[None]:
+    """Hold this thread's connection open for the block; close it after only if the block opened it.
+
+    For short-lived threads: a long-lived one may simply keep the connection peewee opens on first use.
+    """
+    opened = db_proxy.connect(reuse_if_open=True)
+    try:
+        yield
+    finally:
+        if opened:
+            db_proxy.close()
+
+
+def _sqlite(url: str) -> pw.SqliteDatabase:
+    if not url.startswith("sqlite:///") or urlsplit(url).query:
+        raise DatabaseOpenError(f"{url}: expected sqlite:///PATH (relative) or sqlite:////PATH (absolute)")
+    path = Path(url.removeprefix("sqlite:///"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseOpenError(
+            f"cannot create folder {path.parent} for the database: {exc.strerror}"
+        ) from None
+    return pw.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS)
+
+
+def _postgresql(url: str) -> pw.PostgresqlDatabase:
+    # peewee itself would only say "driver not found", and only at the first query.
+    if not any(importlib.util.find_spec(driver) for driver in ("psycopg2", "psycopg")):
+        raise DatabaseOpenError("PostgreSQL needs the psycopg2 driver: pip install 'pbxlink[postgres]'")
+    parts = urlsplit(url)
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname:
+        raise DatabaseOpenError(f"{redact_url(url)}: no database name (postgresql://USER@HOST/DBNAME)")
+    params: dict[str, Any] = dict(parse_qsl(parts.query))
+    try:
+        port = parts.port
+    except ValueError:
+        raise DatabaseOpenError(f"{redact_url(url)}: the port is not a number") from None
+    for key, value in (("user", parts.username), ("password", parts.password), ("host", parts.hostname)):
+        if value is not None:
+            params[key] = unquote(value)
+    if port is not None:
+        params["port"] = port
+    return pw.PostgresqlDatabase(dbname, **params)

@@ -1,0 +1,154 @@
+"""Versioned schema migrations, recorded in the `schema_migrations` table.
+
+Each migration runs once, in its own transaction, under a lock (SQLite: `BEGIN
+IMMEDIATE`; PostgreSQL: an advisory lock), so two processes starting at once apply it
+once between them and the other one just sees it recorded.
+
+A migration describes the schema as it was when it was written: migration 1 carries a
+frozen copy of the tables, so growing `models.py` later never changes what it creates.
+A later change to `models.py` comes with a new migration appended to MIGRATIONS, e.g.:
+
+    def _add_call_tags(db: pw.Database) -> None:
+        schema = SchemaMigrator.from_database(db)
+        migrate_ops(schema.add_column("call", "tags", pw.TextField(default="[]")))
+
+(`from playhouse.migrate import SchemaMigrator, migrate as migrate_ops`). A test checks
+that the tables the migrations leave behind match `models.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import peewee as pw
+
+from pbxlink.storage.database import first_line
+
+log = logging.getLogger(__name__)
+
+#: Any constant works, as long as nothing else in the same PostgreSQL database uses it.
+_PG_LOCK_KEY = 0x7062786C696E6B  # "pbxlink"
+
+
+class MigrationError(Exception):
+    """The schema cannot be brought up to date; the message is one line meant for the admin."""
+
+
+def _initial_schema(db: pw.Database) -> None:
+    """The tables of the first release, frozen here: never edit them, add a migration instead."""
+
+    class Base(pw.Model):
+        class Meta:
+            database = db
+            legacy_table_names = False
+
+    class Call(Base):
+        pbx = pw.CharField(max_length=64)
+        call_id = pw.CharField(max_length=128)
+        direction = pw.CharField(max_length=16)
+        caller = pw.CharField(max_length=64, null=True, index=True)
+        caller_name = pw.CharField(max_length=128, null=True)
+        callee = pw.CharField(max_length=64, null=True, index=True)
+        agent = pw.CharField(max_length=64, null=True, index=True)
+        agents = pw.TextField()
+        queue = pw.CharField(max_length=128, null=True)
+        started_at = pw.DateTimeField(index=True)
+        answered_at = pw.DateTimeField(null=True)
+        ended_at = pw.DateTimeField(null=True, index=True)
+        wait_seconds = pw.FloatField(null=True)
+        talk_seconds = pw.FloatField(null=True)
+        disposition = pw.CharField(max_length=16, null=True, index=True)
+        miss_reason = pw.CharField(max_length=32, null=True)
+        hangup_by = pw.CharField(max_length=16, null=True)
+        transfers = pw.TextField()
+        recording = pw.TextField(null=True)
+        end_seen = pw.BooleanField()
+        updated_at = pw.DateTimeField()
+
+        class Meta:
+            table_name = "call"
+            indexes = ((("pbx", "call_id"), True),)
+
+    class User(Base):
+        username = pw.CharField(max_length=64, unique=True)
+        password_hash = pw.CharField(max_length=255)
+        role = pw.CharField(max_length=16)
+        extension = pw.CharField(max_length=32, null=True)
+        active = pw.BooleanField()
+        created_at = pw.DateTimeField()
+
+        class Meta:
+            table_name = "user"
+
+    class ApiToken(Base):
+        user = pw.ForeignKeyField(User, on_delete="CASCADE")
+        name = pw.CharField(max_length=64)
+        token_sha256 = pw.CharField(max_length=64, unique=True)
+        created_at = pw.DateTimeField()
+        last_used_at = pw.DateTimeField(null=True)
+
+        class Meta:
+            table_name = "api_token"
+
+    class Setting(Base):
+        key = pw.CharField(max_length=64, primary_key=True)
+        value = pw.TextField()
+
+        class Meta:
+            table_name = "setting"
+
+    db.create_tables([Call, User, ApiToken, Setting], safe=False)
+
+
+#: (version, what it does, how); versions only ever grow, and a released one is never edited.
+MIGRATIONS: tuple[tuple[int, str, Callable[[pw.Database], None]], ...] = (
+    (1, "initial schema: call, user, api_token, setting", _initial_schema),
+)
+
+
+def migrate(db: pw.Database) -> list[int]:
+    """Apply the migrations this database lacks, each in its own transaction; return the versions applied."""
+    table = pw.Table("schema_migrations").bind(db)
+    with _locked(db):
+        db.execute_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY,"
+            " name VARCHAR(255) NOT NULL, applied_at VARCHAR(32) NOT NULL)"
+        )
+        newest = max((v for (v,) in table.select(table.c.version).tuples()), default=0)
+    known = MIGRATIONS[-1][0]
+    if newest > known:
+        raise MigrationError(
+            f"the database schema is at version {newest}, newer than this pbxlink knows ({known}): "
+            "upgrade pbxlink, or point it at another database"
+        )
+    applied: list[int] = []
+    for version, name, apply in MIGRATIONS:
+        try:
+            with _locked(db):
+                if table.select().where(table.c.version == version).exists():
+                    continue
+                apply(db)
+                stamp = datetime.now(UTC).isoformat(timespec="seconds")
+                table.insert(version=version, name=name, applied_at=stamp).execute()
+        except pw.PeeweeException as exc:
+            raise MigrationError(
+                f"database migration {version} ({name}) failed, nothing of it kept: {first_line(exc)}"
+            ) from exc
+        log.info("database: applied migration %d (%s)", version, name)
+        applied.append(version)
+    return applied
+
+
+@contextlib.contextmanager
+def _locked(db: pw.Database) -> Iterator[None]:
+    """A transaction that no other pbxlink process can run alongside."""
+    if isinstance(db, pw.SqliteDatabase):
+        with db.atomic("IMMEDIATE"):
+            yield
+    else:
+        with db.atomic():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+            yield
