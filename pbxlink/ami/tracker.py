@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 Event = Mapping[str, "str | list[str]"]
 _RECENT_ENDED = 10_000
 _UNKNOWN = {"", "<unknown>", "<Unknown>"}
+_VARIABLES = {"MIXMONITOR_FILENAME", "QUEUESTATUS"}  # the only channel variables that change a record
 
 
 def field(event: Event, key: str) -> str:
@@ -46,7 +47,6 @@ class AmiTracker:
         self._handlers: dict[str, Callable[[CallState, Chan, Event, datetime], list[CallEvent]]] = {
             "Newchannel": self._on_newchannel,
             "NewCallerid": self._on_newcallerid,
-            "Newexten": self._on_location,
             "Newstate": self._on_location,
             "BridgeEnter": self._on_location,  # a channel bridged into an older call takes its Linkedid
             "VarSet": self._on_varset,
@@ -81,7 +81,7 @@ class AmiTracker:
             if name == "Shutdown":
                 return self._end_all(at, seen=True, hangup_by="system")
             handler = self._handlers.get(name)
-            if handler is None:
+            if handler is None or (name == "VarSet" and field(event, "Variable") not in _VARIABLES):
                 return []
             located = self._locate(name, event, at)
             if located is None:
