@@ -1,0 +1,292 @@
+"""A real TCP server that speaks AMI like Asterisk 22, for the tests, the benchmark and `pbxlink demo`.
+
+It plays scenarios on one server-wide timeline, like a PBX: replays of real captures and
+generated call traffic. Every logged-in client with events on gets the events while it is
+connected; one that reconnects has missed what happened meanwhile and must ask
+CoreShowChannels. Faults (dropped sockets, a hung PBX, garbage, a restart) can be injected.
+
+    python -m pbxlink.ami.simulator --port 5038 --secret S --agents 10 --calls-per-minute 6
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Coroutine, Iterable
+from pathlib import Path
+from typing import Any
+
+from pbxlink.ami.simulator_channels import ChannelTable, hangup_events
+from pbxlink.ami.simulator_player import Player
+from pbxlink.ami.simulator_session import Session
+from pbxlink.ami.simulator_thread import SimulatorThread
+from pbxlink.ami.simulator_wire import Headers, WireEvent, parse_classes
+from pbxlink.ami.synthetic import SyntheticPbx, split_chunks
+from pbxlink.ami.synthetic_flow import CallTimeline
+
+__all__ = ["AmiSimulator", "SimulatorThread"]
+
+log = logging.getLogger("pbxlink.ami.simulator")
+
+
+class AmiSimulator:
+    """The server. Fault methods run on its loop; from another thread go through SimulatorThread."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        username: str = "pbxlink",
+        secret: str = "pbxlink",
+        timestampevents: bool = False,
+        read: str = "all",
+        write: str = "all",
+        synthetic: SyntheticPbx | None = None,
+        replay: str | Path | None = None,
+        replay_speed: float = 1.0,
+        bulk: bytes | None = None,
+        bulk_close: bool = True,
+        bulk_chunk: int = 65536,
+        auth_fail_delay: float = 1.0,
+        restart_downtime: float = 0.5,
+        call_speed: float = 1.0,
+    ) -> None:
+        self.host, self.port, self.username, self.secret = host, port, username, secret
+        self.timestampevents = timestampevents
+        self.read_perms, self.write_perms = parse_classes(read), parse_classes(write)
+        self.synthetic = synthetic or SyntheticPbx(agents=4)
+        self.queues = self.synthetic.queues
+        self.replay, self.replay_speed = replay, replay_speed
+        self.bulk, self.bulk_close, self.bulk_chunk = bulk, bulk_close, bulk_chunk
+        self.auth_fail_delay, self.restart_downtime = auth_fail_delay, restart_downtime
+        self.call_speed = call_speed  # pace of Originate and traffic calls (tests speed them up)
+        self.channels = ChannelTable()
+        self.variables: dict[tuple[str, str], str] = {}
+        self.silent = False
+        self.started = time.time()
+        self.auto_replay: asyncio.Task[int] | None = None
+        self._sessions: set[Session] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.Server | None = None
+        self._traffic: tuple[asyncio.Task[None], float] | None = None
+        self.player = Player(self.emit)
+
+    async def start(self) -> None:
+        await self._listen()
+        log.info(
+            "AMI simulator listening on %s:%d (timestampevents=%s)",
+            self.host,
+            self.port,
+            self.timestampevents,
+        )
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+        for session in list(self._sessions):
+            session.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> AmiSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def uptime(self) -> int:
+        return int(time.time() - self.started)
+
+    # --- events -----------------------------------------------------------------------------
+
+    def emit(self, event: WireEvent, timestamp: float | None = None) -> None:
+        """Apply `event` to the PBX state and send it to every session that may and wants to read it."""
+        self.channels.feed(event.fields)
+        frame = event.render((timestamp or time.time()) if self.timestampevents else None)
+        for session in list(self._sessions):
+            if session.wants(event):
+                session.send(frame)
+
+    def broadcast(self, headers: Headers, timestamp: float | None = None) -> None:
+        self.emit(WireEvent.from_headers(headers), timestamp)
+
+    def logged_in(self, session: Session) -> None:
+        """After a successful Login: SuccessfulAuth to all, then the replay or bulk blast if configured."""
+        log.info("%s:%d logged in as %s", *session.peer, session.username)
+        self.broadcast(session.successful_auth())
+        if self.replay is not None and self.auto_replay is None:
+            self.auto_replay = self._spawn(self.play_capture(self.replay, self.replay_speed))
+        if self.bulk is not None:
+            self._spawn(self._blast(session, self.bulk))
+
+    # --- scenarios --------------------------------------------------------------------------
+
+    async def play_capture(self, path: str | Path, speed: float = 1.0) -> int:
+        """Replay a capture's events at their recorded pace / `speed` (0 or inf: flat out); returns the count.
+
+        Bytes are kept as captured; Timestamp headers are shifted to now with the original
+        spacing (added from the receive times if the capture has none, removed when
+        timestampevents is off).
+        """
+        return await self.player.play_capture(path, speed)
+
+    async def play_timelines(self, timelines: Iterable[CallTimeline], speed: float = 1.0) -> None:
+        """Run generated calls, each starting at its `start` relative to the first, until all end."""
+        timelines = list(timelines)
+        if not timelines:
+            return
+        base = min(tl.start for tl in timelines)
+        scale = 0.0 if speed in (0, math.inf) else 1.0 / speed
+        tasks = [self._spawn(self.player.run_call(tl, speed, (tl.start - base) * scale)) for tl in timelines]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def start_traffic(self, calls_per_minute: float) -> None:
+        """Generated calls arriving at `calls_per_minute` (Poisson) until stop_traffic."""
+        self.stop_traffic()
+        self._traffic = (self._spawn(self._traffic_loop(calls_per_minute)), calls_per_minute)
+        log.info(
+            "synthetic traffic: %s calls/min over %d agents", calls_per_minute, len(self.synthetic.agents)
+        )
+
+    def stop_traffic(self) -> None:
+        if self._traffic:
+            self._traffic[0].cancel()
+            self._traffic = None
+
+    def originate(
+        self, channel: str, exten: str, *, context: str, callerid: str, action_id: str
+    ) -> asyncio.Future[None]:
+        """Start a click-to-call; the future resolves when its OriginateResponse has gone out."""
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_emit(event: WireEvent) -> None:
+            if event.name == "OriginateResponse":
+                settle()
+
+        def settle(*_: object) -> None:
+            if not answered.done():
+                answered.set_result(None)
+
+        timeline = self.synthetic.originate(
+            channel, exten, time.time(), context=context, callerid=callerid, action_id=action_id
+        )
+        task = self._spawn(self.player.run_call(timeline, self.call_speed, 0.0, on_emit))
+        task.add_done_callback(settle)  # never leave a non-Async Originate waiting
+        return answered
+
+    def hangup(self, channel: str, cause: int) -> bool:
+        """AMI Hangup: the channel and those linked to it go; the rest of its generated call is dropped."""
+        target = self.channels.find(channel)
+        if target is None:
+            return False
+        self.player.drop_call(target.linkedid)
+        for headers in hangup_events(self.channels.linked(target.linkedid), target, cause):
+            self.broadcast(headers)
+        return True
+
+    def set_variable(self, channel: str, variable: str, value: str) -> None:
+        self.variables[(channel, variable)] = value
+        if live := self.channels.find(channel):
+            extra = [("Variable", variable), ("Value", value)]
+            self.broadcast(
+                [("Event", "VarSet"), ("Privilege", "dialplan,all"), *live.snapshot_headers(), *extra]
+            )
+
+    # --- faults -----------------------------------------------------------------------------
+
+    def drop_connections(self) -> None:
+        """Close every client socket abruptly."""
+        log.info("fault: dropping %d connections", len(self._sessions))
+        for session in list(self._sessions):
+            session.abort()
+
+    def go_silent(self) -> None:
+        """Send nothing at all (events, responses, Pong) while keeping sockets open: a hung Asterisk."""
+        log.info("fault: silent")
+        self.silent = True
+
+    def resume(self) -> None:
+        log.info("fault: resumed")
+        self.silent = False
+
+    def inject(self, raw: bytes) -> None:
+        """Write raw bytes (garbage, truncated frames, invalid UTF-8, huge events) to every client."""
+        log.info("fault: injecting %d bytes", len(raw))
+        for session in list(self._sessions):
+            session.write_raw(raw)
+
+    async def restart(self) -> None:
+        """A PBX restart, as its clients live it.
+
+        Shutdown event, sockets closed, channels forgotten without Hangup events, uptime reset,
+        connections refused for `restart_downtime` seconds, then listening on the same port again.
+        """
+        log.info("fault: restart")
+        self.player.interrupt()
+        self.broadcast(
+            [("Event", "Shutdown"), ("Privilege", "system,all"), ("Shutdown", "Cleanly"), ("Restart", "True")]
+        )
+        if self._server:
+            self._server.close()
+        for session in list(self._sessions):
+            session.close()
+        rate = self._traffic[1] if self._traffic else None
+        self.stop_traffic()
+        self.channels.clear()
+        self.variables.clear()
+        self.synthetic.reset()
+        await asyncio.sleep(self.restart_downtime)
+        self.started = time.time()
+        await self._listen()
+        if rate:
+            self.start_traffic(rate)
+
+    # --- internals --------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(self, reader, writer)
+        self._sessions.add(session)
+        log.info("%s:%d connected", *session.peer)
+        try:
+            await session.run()
+        finally:
+            self._sessions.discard(session)
+            log.info("%s:%d disconnected", *session.peer)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _traffic_loop(self, calls_per_minute: float) -> None:
+        """Arrivals on the calls' own clock (sped up by `call_speed`), so agents free up in step."""
+        at = time.time()
+        while True:
+            call = self.synthetic.next_call(at)
+            log.debug("call %s: %s", call.call_id, call.expected)
+            self._spawn(self.player.run_call(call, self.call_speed))
+            gap = self.synthetic.rng.expovariate(calls_per_minute / 60.0)
+            at += gap
+            await asyncio.sleep(gap / self.call_speed)
+
+    async def _blast(self, session: Session, blob: bytes) -> None:
+        log.info("bulk: sending %d bytes to %s:%d", len(blob), *session.peer)
+        await session.blast(split_chunks(blob, self.bulk_chunk))
+        if self.bulk_close:
+            session.close()
+
+
+if __name__ == "__main__":
+    from pbxlink.ami.simulator_cli import main
+
+    main()
