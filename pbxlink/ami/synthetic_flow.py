@@ -184,8 +184,8 @@ def expectation(
             caller=caller.number,
             caller_name=caller.name or None,
             callee=callee,
-            agent=agent,
-            agents=agents,
+            agent=agent if disposition == "answered" else None,  # only who talked, never who just rang
+            agents=agents if disposition == "answered" else [],
             queue=queue,
             disposition=disposition,
             miss_reason=miss_reason,

@@ -120,7 +120,7 @@ def queue_call(
     for loser in losers:
         b.hangup(offered_legs[loser], 26)
         agent_idle(b, site, loser)
-    expect = expectation(trunk, caller, did, agent, offered, queue, None)
+    expect = expectation(trunk, caller, did, agent, [agent], queue, None)
     legs = Legs(trunk, winner, agent, ("customer", "agent"))
     return conversation(b, site, legs, answer, expect, ("Queue", f"{queue},,,,300"), *member, hold)
 
