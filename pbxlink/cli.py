@@ -89,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     command(commands, "run", "run pbxlink: PBX adapters, call log, web panel; migrates first", _run)
     command(commands, "check", "log in to each PBX and say what works; exit 0 only if all does", _check)
-    command(commands, "demo", "run pbxlink against a simulated PBX with generated calls", _demo)
+    demo = command(commands, "demo", "run pbxlink against a simulated PBX with generated calls", _demo)
+    demo.add_argument("--dir", default="var/demo", help="where the demo keeps its config and database")
+    demo.add_argument("--listen", default="127.0.0.1:8080", help="web panel address (host:port)")
+    demo.add_argument("--calls-per-minute", type=float, default=6.0, help="pace of the generated calls")
+    demo.add_argument("--agents", type=int, default=8, help="agents of the simulated PBX (201, 202, …)")
     command(commands, "initdb", "create or upgrade the database schema (safe to run again)", _initdb)
 
     users = group("user", "manage panel users")

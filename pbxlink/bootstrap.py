@@ -1,0 +1,161 @@
+"""Wiring: the one place that knows every part, and builds the running service from the config."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from pbxlink.bus import InProcessBus
+from pbxlink.config import Config, PbxConfig, load_config, redact_url
+from pbxlink.domain.ports import CheckResult
+from pbxlink.services.call_log import call_log_handler
+from pbxlink.storage.calls import open_calls
+from pbxlink.storage.database import DatabaseOpenError, connect, first_line
+from pbxlink.storage.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """`pbxlink run`: the PBX adapters, the bus, the call log and the web panel in one process."""
+
+    def __init__(self, cfg: Config) -> None:
+        from pbxlink.ami.adapter import AmiAdapter
+        from pbxlink.web.app import create_app
+        from pbxlink.web.server import make_server
+
+        self.cfg = cfg
+        applied = migrate(connect(cfg.database.url))
+        if applied:
+            log.info("database %s: applied migrations %s", redact_url(cfg.database.url), applied)
+        self.bus = InProcessBus()
+        self.bus.subscribe("call-log", call_log_handler())
+        self.adapters = []
+        for pbx in cfg.pbx:
+            if pbx.type != "asterisk":
+                log.error("PBX %s: type %r is not supported yet; it is skipped", pbx.name, pbx.type)
+                continue
+            self.adapters.append(AmiAdapter(pbx, self.bus.publish, _open_calls_of(pbx)))
+        self.server = make_server(create_app(cfg, self.bus), cfg.web.host, cfg.web.port)
+
+    def start(self) -> None:
+        for adapter in self.adapters:
+            adapter.start()
+
+    def serve(self) -> None:
+        """Serve the panel until SIGTERM or Ctrl-C, then stop everything in order."""
+        from pbxlink.web.server import urls_of
+
+        for url in urls_of(self.server):
+            log.info("web panel on %s", url)
+        try:
+            self.server.run()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        for adapter in self.adapters:
+            adapter.stop()
+        self.bus.close()  # after the adapters: what they published last is still written
+        self.server.close()
+
+
+def _open_calls_of(pbx: PbxConfig):  # type: ignore[no-untyped-def]
+    return lambda: open_calls(pbx.name)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds serve() through its cleanup, as Ctrl-C does
+
+
+def run(cfg: Config) -> None:
+    service = Service(cfg)
+    signal.signal(signal.SIGTERM, _terminate)
+    service.start()
+    try:
+        service.serve()
+    except KeyboardInterrupt:
+        log.info("stopped")
+
+
+def check(cfg: Config) -> int:
+    """`pbxlink check`: the config, the database and every PBX, in plain words; 0 only if all is well."""
+    from pbxlink.ami.check import check_asterisk
+
+    results = [CheckResult(True, f"config {cfg.path}", "read without errors")] if cfg.path else []
+    try:
+        db = connect(cfg.database.url)
+        results.append(CheckResult(True, f"database {redact_url(cfg.database.url)}", "opens"))
+        db.close()
+    except DatabaseOpenError as exc:
+        results.append(CheckResult(False, f"database {redact_url(cfg.database.url)}", first_line(exc)))
+    if not cfg.pbx:
+        results.append(CheckResult(False, "PBX", "no [[pbx]] entry in the config: nothing to connect to"))
+    for pbx in cfg.pbx:
+        if pbx.type == "asterisk":
+            results += check_asterisk(pbx)
+        else:
+            results.append(CheckResult(False, f"PBX {pbx.name}", f"type {pbx.type!r} is not supported yet"))
+    for r in results:
+        mark = "ok  " if r.ok else "FAIL"
+        print(f"{mark} {r.what}: {r.detail}" if r.detail else f"{mark} {r.what}")
+    failed = sum(not r.ok for r in results)
+    print("all good" if not failed else f"{failed} problem(s): see the FAIL lines above")
+    return 0 if not failed else 1
+
+
+def demo(args: argparse.Namespace) -> None:
+    """`pbxlink demo`: the whole product against the AMI simulator, SQLite and the in-process bus."""
+    from pbxlink.ami.simulator import AmiSimulator
+    from pbxlink.ami.simulator_thread import SimulatorThread
+    from pbxlink.ami.synthetic import SyntheticPbx
+    from pbxlink.storage.models import User
+    from pbxlink.storage.users import create_user, set_password
+
+    folder = Path(args.dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    sim_secret = secrets.token_urlsafe(12)
+    sim = AmiSimulator(secret=sim_secret, timestampevents=True, synthetic=SyntheticPbx(agents=args.agents))
+    thread = SimulatorThread(sim)
+    host, port = thread.start()
+    config = folder / "pbxlink.toml"
+    config.write_text(
+        "# written by `pbxlink demo`: pbxlink against the built-in AMI simulator\n"
+        f'data_dir = "{folder}"\n'
+        f'[database]\nurl = "sqlite:///{folder}/pbxlink.db"\n'
+        f'[web]\nlisten = "{args.listen}"\n'
+        f'[[pbx]]\nname = "demo"\ntype = "asterisk"\nhost = "{host}"\nport = {port}\n'
+        f'username = "pbxlink"\nsecret = "{sim_secret}"\nping_interval = 5\n'
+    )
+    cfg = load_config(config)
+    migrate(connect(cfg.database.url))
+    password = secrets.token_urlsafe(9)
+    admin = User.get_or_none(User.username == "admin")
+    if admin is None:
+        create_user("admin", password, role="admin")
+    else:
+        set_password(admin, password)
+    service = Service(cfg)
+    service.start()
+    thread.start_traffic(args.calls_per_minute)
+    print(
+        f"\n  pbxlink demo: a simulated Asterisk with {args.agents} agents, "
+        f"{args.calls_per_minute:g} new calls a minute\n"
+        f"  open   http://{cfg.web.host}:{cfg.web.port}/\n"
+        f"  login  admin / {password}\n"
+        f"  config {config}   (Ctrl-C stops)\n",
+        file=sys.stderr,
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        service.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        thread.stop()
