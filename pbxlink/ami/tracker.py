@@ -63,6 +63,19 @@ class AmiTracker:
         }
 
     @property
+    def interest(self) -> dict[str, tuple[str, ...]]:
+        """The events `feed` uses (name -> a substring one of which the frame must hold; () = any).
+
+        The protocol parser drops every other frame before building it: most of the stream is
+        events no record needs (RTCP, Cdr, device states, dialplan steps). A handler added here
+        must be covered, or its events never arrive.
+        """
+        names = {*self._handlers, "DialBegin", "BlindTransfer", "AttendedTransfer", "Shutdown"}
+        interest: dict[str, tuple[str, ...]] = dict.fromkeys(names, ())
+        interest["VarSet"] = tuple(f"Variable: {v}" for v in sorted(_VARIABLES))
+        return interest
+
+    @property
     def open_calls(self) -> list[CallRecord]:
         return [state.record.copy() for state in self._calls.values()]
 

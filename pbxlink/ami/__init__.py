@@ -1,0 +1,1 @@
+"""Asterisk over AMI: wire protocol, connection, call tracker, control, checks and simulator."""
