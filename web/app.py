@@ -1,0 +1,106 @@
+"""The Flask app factory: one blueprint per feature, strict security headers, a DB connection per request."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Flask, Response, g, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from pbxlink.config import Config
+from pbxlink.domain.ports import Bus
+from pbxlink.storage.database import connection
+from pbxlink.storage.models import Setting, db_proxy
+
+from . import api, auth, calls
+
+log = logging.getLogger(__name__)
+
+SECRET_KEY_SETTING = "web_secret_key"
+
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def create_app(config: Config, bus: Bus | None = None) -> Flask:
+    """Build the panel and the JSON API; the database must already be connected (models.db_proxy bound)."""
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.web.secret_key or _stored_secret_key(),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="pbxlink_session",
+        # The CSRF token lives as long as the session, so a login page left open does not expire.
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the record's field order
+    app.extensions["pbxlink.bus"] = bus
+
+    csrf = CSRFProtect(app)
+    auth.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(calls.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # read-only JSON; bearer tokens are not ambient credentials
+
+    app.before_request(_open_db)
+    app.teardown_request(_close_db)
+    app.after_request(_security_headers)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.add_url_rule("/healthz", "healthz", _healthz)
+    return app
+
+
+def _stored_secret_key() -> str:
+    """The key generated on first run; insert-or-ignore then read, so concurrent first starts agree."""
+    with connection():
+        Setting.insert(key=SECRET_KEY_SETTING, value=secrets.token_hex(32)).on_conflict_ignore().execute()
+        return str(Setting.get_by_id(SECRET_KEY_SETTING).value)
+
+
+def _open_db() -> None:
+    if request.endpoint != "static":
+        g.db_opened = db_proxy.connect(reuse_if_open=True)
+
+
+def _close_db(_exc: BaseException | None) -> None:
+    if g.pop("db_opened", False) and not db_proxy.is_closed():
+        db_proxy.close()
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _healthz() -> tuple[Response, int]:
+    try:
+        db_proxy.execute_sql("SELECT 1")
+    except Exception:
+        log.exception("health check: the database does not answer")
+        return jsonify(status="error", error="database unavailable"), 503
+    return jsonify(status="ok"), 200
+
+
+def _csrf_error(exc: CSRFError) -> tuple[str, int]:
+    message = "The form expired or was not sent by this site; reload the page and try again."
+    return render_template("error.html", message=message), 400
+
+
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
+    if exc.code is None or exc.code < 400:
+        return exc.get_response()
+    if auth.wants_json():
+        return jsonify(error=exc.description or exc.name), exc.code
+    return render_template("error.html", message=f"{exc.code} {exc.name}"), exc.code
