@@ -23,6 +23,10 @@ class Bus(Protocol):
         """Deliver every later event to `handler`, in order, away from the publisher's thread."""
         ...
 
+    def unsubscribe(self, handler: Handler) -> None:
+        """Stop delivering to `handler` (a browser's live stream that went away)."""
+        ...
+
     def close(self) -> None: ...
 
 
