@@ -102,7 +102,7 @@ def check(cfg: Config) -> int:
         else:
             results.append(CheckResult(False, f"PBX {pbx.name}", f"type {pbx.type!r} is not supported yet"))
     for r in results:
-        mark = "ok  " if r.ok else "FAIL"
+        mark = "FAIL" if not r.ok else "WARN" if r.warning else "ok  "
         print(f"{mark} {r.what}: {r.detail}" if r.detail else f"{mark} {r.what}")
     failed = sum(not r.ok for r in results)
     print("all good" if not failed else f"{failed} problem(s): see the FAIL lines above")

@@ -54,7 +54,7 @@ _ALL = frozenset(
         "message",
     ]
 )
-_Add = Callable[[bool, str, str], None]
+_Add = Callable[..., None]  # (ok, what, detail, warning=False)
 
 
 class _Closed(Exception):
@@ -104,8 +104,8 @@ def check_asterisk(pbx: PbxConfig, timeout: float = 5.0) -> list[CheckResult]:
 async def _check(pbx: PbxConfig, timeout: float, results: list[CheckResult]) -> None:
     where = f"{pbx.host}:{pbx.port}"
 
-    def add(ok: bool, what: str, detail: str) -> None:
-        results.append(CheckResult(ok=ok, what=f"{pbx.name}: {what}", detail=detail))
+    def add(ok: bool, what: str, detail: str, warning: bool = False) -> None:
+        results.append(CheckResult(ok=ok, what=f"{pbx.name}: {what}", detail=detail, warning=warning))
 
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(pbx.host, pbx.port), timeout)
@@ -167,7 +167,13 @@ async def _converse(session: _Session, pbx: PbxConfig, add: _Add) -> None:
     shown = _lines(await session.action({"Action": "Command", "Command": "manager show settings"}))
     stamped = None if shown is None else _field(shown, "Timestamp events")
     if stamped is None:
-        add(False, "timestampevents", "could not read `manager show settings` (needs write = command)")
+        add(
+            True,
+            "timestampevents",
+            "not verified: `manager show settings` needs `command` in write=; make sure manager.conf "
+            "[general] has timestampevents = yes",
+            warning=True,
+        )
     elif stamped.lower() == "yes":
         add(True, "timestampevents", "events carry the PBX's own Timestamp")
     else:
@@ -211,10 +217,11 @@ def _permissions(add: _Add, user: str, read: str, write: str) -> None:
 
 def _unverified(add: _Add, user: str, reason: str) -> None:
     add(
-        False,
+        True,
         "read permissions",
-        f"could not be verified: {reason}. Allow it with `command` in write= of manager.conf [{user}] "
-        f"(then `manager reload`), or make sure read= includes {','.join(NEEDED_READ)} yourself",
+        f"not verified: {reason}. Make sure read= in manager.conf [{user}] includes "
+        f"{','.join(NEEDED_READ)} (adding `command` to write= lets `pbxlink check` verify it)",
+        warning=True,
     )
 
 

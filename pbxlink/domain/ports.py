@@ -67,3 +67,5 @@ class CheckResult:
     ok: bool
     what: str
     detail: str = ""
+    #: fine as far as can be told, but not verified: shown, yet no reason for a non-zero exit
+    warning: bool = False
