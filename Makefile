@@ -13,7 +13,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/pbxlink demo
 
 ## test: what CI runs: system packages the tests need, then lint, then the whole test suite
-test: system-deps $(VENV)/.installed-test lint
+test: system-deps $(VENV)/.installed-test lint typecheck
 	$(VENV)/bin/pytest -q
 
 ## lint: ruff, as CI runs it

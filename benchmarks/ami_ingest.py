@@ -40,7 +40,7 @@ from panoramisk import Manager
 from pbxlink.ami.client import EventFeed, interest_of
 from pbxlink.ami.protocol import AmiProtocol, Frame
 from pbxlink.ami.simulator import AmiSimulator, SimulatorThread
-from pbxlink.ami.synthetic import CALLER_NAMES, BulkStream, SyntheticPbx, render_bulk
+from pbxlink.ami.simulator.synthetic import CALLER_NAMES, BulkStream, SyntheticPbx, render_bulk
 from pbxlink.ami.tracker import AmiTracker
 from pbxlink.domain.calls import CallEnded, CallEvent
 

@@ -112,8 +112,8 @@ def check(cfg: Config) -> int:
 def demo(args: argparse.Namespace) -> None:
     """`pbxlink demo`: the whole product against the AMI simulator, SQLite and the in-process bus."""
     from pbxlink.ami.simulator import AmiSimulator
-    from pbxlink.ami.simulator_thread import SimulatorThread
-    from pbxlink.ami.synthetic import SyntheticPbx
+    from pbxlink.ami.simulator.synthetic import SyntheticPbx
+    from pbxlink.ami.simulator.thread import SimulatorThread
     from pbxlink.storage.models import User
     from pbxlink.storage.users import create_user, set_password
 

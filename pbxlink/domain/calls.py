@@ -192,7 +192,7 @@ class CallEvent:
             if f.name in ("at", "call"):
                 continue
             value = d.get(f.name)
-            kwargs[f.name] = Transfer.from_dict(value) if f.name == "transfer" else value
+            kwargs[f.name] = Transfer.from_dict(value) if f.name == "transfer" and value else value
         return cls(**kwargs)
 
 

@@ -21,16 +21,16 @@ def utcnow() -> datetime:
 class UTCDateTimeField(pw.DateTimeField):
     """Timestamps are stored naive in UTC (portable across SQLite and PostgreSQL) and read back aware."""
 
-    def db_value(self, value: datetime | None) -> datetime | None:  # type: ignore[override]
+    def db_value(self, value: datetime | None) -> object:
         if value is not None and value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
-        return super().db_value(value)
+        return super().db_value(value)  # type: ignore[no-untyped-call]
 
-    def python_value(self, value: object) -> datetime | None:  # type: ignore[override]
-        parsed = super().python_value(value)
+    def python_value(self, value: object) -> object:
+        parsed = super().python_value(value)  # type: ignore[no-untyped-call]
         if isinstance(parsed, datetime) and parsed.tzinfo is None:
             return parsed.replace(tzinfo=UTC)
-        return parsed  # type: ignore[no-any-return]
+        return parsed
 
 
 class BaseModel(pw.Model):

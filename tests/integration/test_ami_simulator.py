@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from pbxlink.ami.capture import Capture
 from pbxlink.ami.simulator import AmiSimulator, SimulatorThread
-from pbxlink.ami.synthetic import SyntheticPbx, TrafficMix, render_bulk
+from pbxlink.ami.simulator.capture import Capture
+from pbxlink.ami.simulator.synthetic import SyntheticPbx, TrafficMix, render_bulk
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "asterisk"
 CAPTURES = sorted(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pbxlink.ami.synthetic import SyntheticPbx, merge
+from pbxlink.ami.simulator.synthetic import SyntheticPbx, merge
 from pbxlink.ami.tracker import AmiTracker
 from pbxlink.domain.calls import CallEnded
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pbxlink.ami.simulator_wire import CAUSE_TEXT, Headers
+from pbxlink.ami.simulator.wire import CAUSE_TEXT, Headers
 
 #: The channel snapshot every channel event carries, in Asterisk's order.
 SNAPSHOT_KEYS: tuple[str, ...] = (

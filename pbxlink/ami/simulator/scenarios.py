@@ -7,8 +7,8 @@ two DialEnd CANCEL for a ringall loser) and returns what a tracker must derive f
 
 from __future__ import annotations
 
-from pbxlink.ami.synthetic_builder import CallBuilder, Channel
-from pbxlink.ami.synthetic_flow import (
+from pbxlink.ami.simulator.builder import CallBuilder, Channel
+from pbxlink.ami.simulator.flow import (
     Answer,
     Caller,
     ExpectedCall,

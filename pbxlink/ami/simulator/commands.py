@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pbxlink.ami.simulator_wire import authority_text
+from pbxlink.ami.simulator.wire import authority_text
 
 if TYPE_CHECKING:
-    from pbxlink.ami.simulator import AmiSimulator
+    from pbxlink.ami.simulator.server import AmiSimulator
 
 VERSION_LINE = "Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux on 2026-11-23 11:48:50 UTC"
 

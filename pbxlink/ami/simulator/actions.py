@@ -11,13 +11,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from pbxlink.ami.simulator_commands import command_output
-from pbxlink.ami.simulator_lists import core_show_channels, queue_status, queue_summary, status
-from pbxlink.ami.simulator_wire import ActionRequest, encode, event_mask, format_timestamp, is_true
+from pbxlink.ami.simulator.commands import command_output
+from pbxlink.ami.simulator.lists import core_show_channels, queue_status, queue_summary, status
+from pbxlink.ami.simulator.wire import ActionRequest, encode, event_mask, format_timestamp, is_true
 
 if TYPE_CHECKING:
-    from pbxlink.ami.simulator import AmiSimulator
-    from pbxlink.ami.simulator_session import Session
+    from pbxlink.ami.simulator.server import AmiSimulator
+    from pbxlink.ami.simulator.session import Session
 
 Handler = Callable[["AmiSimulator", "Session", ActionRequest], Awaitable[bool]]
 _PRE_LOGIN = {"login", "logoff", "challenge"}

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from pbxlink.ami.simulator_wire import ActionRequest, Headers, encode
+from pbxlink.ami.simulator.wire import ActionRequest, Headers, encode
 
 if TYPE_CHECKING:
-    from pbxlink.ami.simulator import AmiSimulator
-    from pbxlink.ami.simulator_session import Session
+    from pbxlink.ami.simulator.server import AmiSimulator
+    from pbxlink.ami.simulator.session import Session
 
 
 async def core_show_channels(sim: AmiSimulator, session: Session, req: ActionRequest) -> bool:

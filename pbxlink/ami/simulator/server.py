@@ -18,13 +18,13 @@ from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
-from pbxlink.ami.simulator_channels import ChannelTable, hangup_events
-from pbxlink.ami.simulator_player import Player
-from pbxlink.ami.simulator_session import Session
-from pbxlink.ami.simulator_thread import SimulatorThread
-from pbxlink.ami.simulator_wire import Headers, WireEvent, parse_classes
-from pbxlink.ami.synthetic import SyntheticPbx, split_chunks
-from pbxlink.ami.synthetic_flow import CallTimeline
+from pbxlink.ami.simulator.channels import ChannelTable, hangup_events
+from pbxlink.ami.simulator.flow import CallTimeline
+from pbxlink.ami.simulator.player import Player
+from pbxlink.ami.simulator.session import Session
+from pbxlink.ami.simulator.synthetic import SyntheticPbx, split_chunks
+from pbxlink.ami.simulator.thread import SimulatorThread
+from pbxlink.ami.simulator.wire import Headers, WireEvent, parse_classes
 
 __all__ = ["AmiSimulator", "SimulatorThread"]
 
@@ -284,9 +284,3 @@ class AmiSimulator:
         await session.blast(split_chunks(blob, self.bulk_chunk))
         if self.bulk_close:
             session.close()
-
-
-if __name__ == "__main__":
-    from pbxlink.ami.simulator_cli import main
-
-    main()

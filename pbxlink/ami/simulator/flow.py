@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pbxlink.ami.simulator_wire import Headers
-from pbxlink.ami.synthetic_builder import CallBuilder, Channel
+from pbxlink.ami.simulator.builder import CallBuilder, Channel
+from pbxlink.ami.simulator.wire import Headers
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from pbxlink.ami.simulator_actions import dispatch
-from pbxlink.ami.simulator_wire import ALL_CLASSES, ActionRequest, Headers, WireEvent, parse_request
+from pbxlink.ami.simulator.actions import dispatch
+from pbxlink.ami.simulator.wire import ALL_CLASSES, ActionRequest, Headers, WireEvent, parse_request
 
 if TYPE_CHECKING:
-    from pbxlink.ami.simulator import AmiSimulator
+    from pbxlink.ami.simulator.server import AmiSimulator
 
 log = logging.getLogger("pbxlink.ami.simulator")
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"

@@ -16,10 +16,10 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 
-from pbxlink.ami.simulator_wire import Headers, encode, format_timestamp
-from pbxlink.ami.synthetic_builder import CallBuilder, Ids
-from pbxlink.ami.synthetic_flow import Answer, Caller, CallTimeline, ExpectedCall, Site
-from pbxlink.ami.synthetic_scenarios import click_to_call, direct_call, queue_call
+from pbxlink.ami.simulator.builder import CallBuilder, Ids
+from pbxlink.ami.simulator.flow import Answer, Caller, CallTimeline, ExpectedCall, Site
+from pbxlink.ami.simulator.scenarios import click_to_call, direct_call, queue_call
+from pbxlink.ami.simulator.wire import Headers, encode, format_timestamp
 
 __all__ = ["BulkStream", "CallTimeline", "ExpectedCall", "SyntheticPbx", "TrafficMix", "merge", "render_bulk"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from pbxlink.ami.simulator import AmiSimulator
+    from pbxlink.ami.simulator.server import AmiSimulator
 
 T = TypeVar("T")
 

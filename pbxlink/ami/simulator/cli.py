@@ -7,8 +7,8 @@ import asyncio
 import logging
 from pathlib import Path
 
-from pbxlink.ami.simulator import AmiSimulator
-from pbxlink.ami.synthetic import SyntheticPbx, TrafficMix, render_bulk
+from pbxlink.ami.simulator.server import AmiSimulator
+from pbxlink.ami.simulator.synthetic import SyntheticPbx, TrafficMix, render_bulk
 
 log = logging.getLogger("pbxlink.ami.simulator")
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pbxlink.ami.capture import Capture
-from pbxlink.ami.simulator_wire import WireEvent
-from pbxlink.ami.synthetic_flow import CallTimeline
+from pbxlink.ami.simulator.capture import Capture
+from pbxlink.ami.simulator.flow import CallTimeline
+from pbxlink.ami.simulator.wire import WireEvent
 
 log = logging.getLogger("pbxlink.ami.simulator")
 Emit = Callable[[WireEvent, float], None]

@@ -1,0 +1,3 @@
+from pbxlink.ami.simulator.cli import main
+
+main()
