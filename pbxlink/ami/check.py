@@ -12,7 +12,7 @@ import asyncio
 import re
 from collections.abc import Callable, Iterator
 
-from pbxlink.ami.protocol import RAW_KEY, Frame, FrameParser
+from pbxlink.ami.protocol import PERMISSION_CLASSES, RAW_KEY, Frame, FrameParser
 from pbxlink.config import PbxConfig
 from pbxlink.domain.ports import CheckResult
 
@@ -31,29 +31,7 @@ NEEDED_WRITE = (
 )
 _HEADERS = {"Response", "ActionID", "Message", "Privilege"}
 #: every manager.conf class; `all` in `manager show user` means each of them is granted
-_ALL = frozenset(
-    [
-        "system",
-        "call",
-        "log",
-        "verbose",
-        "command",
-        "agent",
-        "user",
-        "config",
-        "dtmf",
-        "reporting",
-        "cdr",
-        "dialplan",
-        "originate",
-        "agi",
-        "cc",
-        "aoc",
-        "test",
-        "security",
-        "message",
-    ]
-)
+_ALL = frozenset(PERMISSION_CLASSES)
 _Add = Callable[..., None]  # (ok, what, detail, warning=False)
 
 

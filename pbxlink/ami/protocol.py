@@ -36,6 +36,28 @@ SLICE = 32 * 1024
 BANNER_MARK = "Call Manager/"
 #: where a line without ": " goes (old-style Command output, stray text): kept, never fatal
 RAW_KEY = "Output"
+#: manager.conf permission classes in Asterisk's bit order (EVENT_FLAG_SYSTEM = bit 0 ...).
+PERMISSION_CLASSES: tuple[str, ...] = (
+    "system",
+    "call",
+    "log",
+    "verbose",
+    "command",
+    "agent",
+    "user",
+    "config",
+    "dtmf",
+    "reporting",
+    "cdr",
+    "dialplan",
+    "originate",
+    "agi",
+    "cc",
+    "aoc",
+    "test",
+    "security",
+    "message",
+)
 _EOL = re.compile(r"\r?\n")
 
 

@@ -9,31 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from pbxlink.ami.protocol import PERMISSION_CLASSES
+
 CRLF = b"\r\n"
 Headers = list[tuple[str, str]]
 
-#: manager.conf permission classes in Asterisk's bit order (EVENT_FLAG_SYSTEM = bit 0 ...).
-PERMISSION_CLASSES: tuple[str, ...] = (
-    "system",
-    "call",
-    "log",
-    "verbose",
-    "command",
-    "agent",
-    "user",
-    "config",
-    "dtmf",
-    "reporting",
-    "cdr",
-    "dialplan",
-    "originate",
-    "agi",
-    "cc",
-    "aoc",
-    "test",
-    "security",
-    "message",
-)
 ALL_CLASSES = frozenset(PERMISSION_CLASSES)
 #: Q.850 cause texts of the causes the simulator emits.
 CAUSE_TEXT = {
