@@ -68,6 +68,9 @@ class PbxConfig:
     reconnect_max_delay: float = 30.0
     #: regexes with a named group `ext` that map a channel name to an agent extension; None = defaults
     agent_patterns: tuple[str, ...] | None = None
+    #: device (a channel name without its `-<sequence>` suffix, e.g. "DAHDI/1") -> agent extension,
+    #: for phones whose channel names do not carry the extension; checked before the patterns
+    agent_devices: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ _PBX_KEYS = (
     "connect_timeout",
     "reconnect_max_delay",
     "agent_patterns",
+    "agent_devices",
 )
 _PBX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _LISTEN = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>[0-9]{1,5})")
@@ -274,7 +278,23 @@ class _Loader:
                 entry, "reconnect_max_delay", where, PbxConfig.reconnect_max_delay
             ),
             agent_patterns=self.agent_patterns(entry, where),
+            agent_devices=self.agent_devices(entry, where),
         )
+
+    def agent_devices(self, entry: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:
+        devices = entry.get("agent_devices", {})
+        if not isinstance(devices, dict):
+            raise self.fail(
+                where,
+                f'expected a table like {{ "DAHDI/1" = "201" }}, got {_show(devices)}',
+                key="agent_devices",
+            )
+        for device, ext in devices.items():
+            if not isinstance(ext, str) or not re.fullmatch(r"[0-9A-Za-z_*#+.-]{1,32}", ext):
+                raise self.fail(
+                    where, f"expected an extension, got {_show(ext)}", key=f"agent_devices.{device}"
+                )
+        return tuple(devices.items())
 
     def agent_patterns(self, entry: Mapping[str, Any], where: str) -> tuple[str, ...] | None:
         patterns = entry.get("agent_patterns")

@@ -35,7 +35,9 @@ class AmiAdapter:
     ) -> None:
         self.pbx = pbx
         self._open_calls = open_calls
-        self.tracker = AmiTracker(pbx.name, AgentMap.from_patterns(pbx.agent_patterns))
+        self.tracker = AmiTracker(
+            pbx.name, AgentMap.from_patterns(pbx.agent_patterns, dict(pbx.agent_devices))
+        )
         self.client = AmiClient(pbx, self.tracker, publish)
         self.control = AmiControl(pbx.name, self._send, dial_context)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -2,13 +2,14 @@
 
 Sites differ (PJSIP/SIP/IAX2 phones, FreePBX `Local/201@from-queue` queue members,
 DAHDI analog phones), so the mapping is a list of regexes with a named group `ext`,
-configurable per PBX; the defaults work on a stock FreePBX or plain Asterisk.
+configurable per PBX, plus an explicit device table (`DAHDI/1` -> 201) for channel names
+that carry no extension; the defaults work on a stock FreePBX or plain Asterisk.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 DEFAULT_AGENT_PATTERNS: tuple[str, ...] = (
@@ -40,21 +41,24 @@ def local_half(channel: str) -> LocalHalf | None:
 class AgentMap:
     """Maps a channel name to the agent extension behind it, or None for trunks and the like."""
 
-    def __init__(self, patterns: Sequence[str]) -> None:
+    def __init__(self, patterns: Sequence[str], devices: Mapping[str, str] | None = None) -> None:
         self._patterns = [re.compile(p) for p in patterns]
+        self._devices = dict(devices or {})
         self._cache: dict[str, str | None] = {}
 
     @classmethod
-    def from_patterns(cls, patterns: Sequence[str] | None) -> AgentMap:
-        return cls(DEFAULT_AGENT_PATTERNS if patterns is None else patterns)
+    def from_patterns(
+        cls, patterns: Sequence[str] | None, devices: Mapping[str, str] | None = None
+    ) -> AgentMap:
+        return cls(DEFAULT_AGENT_PATTERNS if patterns is None else patterns, devices)
 
     def agent(self, channel: str) -> str | None:
         try:
             return self._cache[channel]
         except KeyError:
             pass
-        ext = None
-        for pattern in self._patterns:
+        ext = self._devices.get(channel.rsplit("-", 1)[0]) if self._devices else None
+        for pattern in self._patterns if ext is None else ():
             m = pattern.match(channel)
             if m is not None:
                 ext = m["ext"]

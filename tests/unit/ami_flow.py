@@ -59,9 +59,12 @@ class Flow:
         exten: str = "100",
         context: str = "from-trunk",
         name: str = "",
+        channel: str | None = None,
     ) -> Ch:
+        """A new channel: `PJSIP/<endpoint>-<seq>` unless `channel` names it."""
         uid = f"1795440000.{self._seq}"
-        chan = Ch(f"PJSIP/{endpoint}-{self._seq:08x}", uid, linkedid or uid, number, name, context, exten)
+        channel = channel or f"PJSIP/{endpoint}-{self._seq:08x}"
+        chan = Ch(channel, uid, linkedid or uid, number, name, context, exten)
         self._seq += 1
         self.ev("Newchannel", chan)
         return chan

@@ -288,3 +288,15 @@ def test_restored_call_gone_at_restart_is_closed_unseen() -> None:
     second.restore(first.open_calls)
     [rec] = ended(second.resync([], f.at() + timedelta(minutes=5), None))
     assert rec["end_seen"] is False and second.open_calls == []
+
+
+def test_dahdi_analog_phone_is_an_agent_through_the_device_table() -> None:
+    from pbxlink.ami.channels import AgentMap
+
+    tracker = AmiTracker("main", AgentMap.from_patterns(None, {"DAHDI/3": "203"}))
+    f = Flow()
+    c = inbound(f)
+    phone = f.new("", "203", linkedid=c.linkedid, context="internal", exten="s", channel="DAHDI/3-1")
+    f.ring(c, phone).wait(2).answer(c, phone).wait(4).bye(phone, c)
+    [rec] = ended(f.run(tracker))
+    assert (rec["agent"], rec["hangup_by"], rec["talk_seconds"]) == ("203", "agent", 4.0)

@@ -136,6 +136,18 @@ def test_agent_patterns_are_checked(tmp_path: Path) -> None:
     assert "is not a valid regex: missing ), unterminated subpattern" in error_of(write(tmp_path, broken))
 
 
+def test_agent_devices_map_devices_to_extensions(tmp_path: Path) -> None:
+    ok = MINIMAL_PBX + 'agent_devices = { "DAHDI/1" = "201", "DAHDI/2" = "202" }\n'
+    assert load_config(write(tmp_path, ok), environ={}).pbx[0].agent_devices == (
+        ("DAHDI/1", "201"),
+        ("DAHDI/2", "202"),
+    )
+    bad = MINIMAL_PBX + 'agent_devices = { "DAHDI/1" = 201 }\n'
+    assert error_of(write(tmp_path, bad)) == (
+        f'{tmp_path}/pbxlink.toml: [[pbx]] #1 "main" agent_devices.DAHDI/1: expected an extension, got 201'
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
