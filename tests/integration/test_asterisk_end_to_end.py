@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,18 @@ def ended(call_id: str) -> bool:
     return bool(rows) and rows[0]["ended_at"] is not None
 
 
+@contextmanager
+def mid_call(sim: SimulatorThread, capture: str) -> Iterator[str]:
+    """Replay `capture` at its pace; the body runs once the call is answered; then the replay ends."""
+    call_id = ids_of(capture)["call_id"]
+    with ThreadPoolExecutor(1) as pool:
+        replay = pool.submit(sim.play_capture, FIXTURES / f"{capture}.ami", 1.0)
+        wait_for(lambda: any(r["answered_at"] for r in stored(call_id)))
+        yield call_id
+        replay.result(timeout=30)
+    wait_for(lambda: ended(call_id))
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     s = Site(tmp_path / "pbxlink.db")
@@ -97,14 +110,9 @@ def test_every_capture_becomes_one_correct_row(site: Site) -> None:
 def test_link_dropped_mid_call_gives_one_correct_row(site: Site) -> None:
     capture = "timestamped/inbound_answered_recorded"
     sim, adapter = site.pbx(timestamps=True, ping=0.3)
-    with ThreadPoolExecutor(1) as pool:
-        replay = pool.submit(sim.play_capture, FIXTURES / f"{capture}.ami", 1.0)
-        call_id = ids_of(capture)["call_id"]
-        wait_for(lambda: any(r["answered_at"] for r in stored(call_id)))
+    with mid_call(sim, capture) as call_id:
         sim.drop_connections()
         wait_for(lambda: adapter.status().reconnects >= 1 and adapter.status().connected)
-        replay.result(timeout=30)
-    wait_for(lambda: ended(call_id))
     [row] = stored(call_id)
     check_record(capture, row)
 
@@ -112,18 +120,13 @@ def test_link_dropped_mid_call_gives_one_correct_row(site: Site) -> None:
 def test_silent_pbx_is_noticed_within_two_pings_and_the_row_is_right(site: Site) -> None:
     capture = "timestamped/queue_answered"
     sim, adapter = site.pbx(timestamps=True, ping=0.3)
-    with ThreadPoolExecutor(1) as pool:
-        replay = pool.submit(sim.play_capture, FIXTURES / f"{capture}.ami", 1.0)
-        call_id = ids_of(capture)["call_id"]
-        wait_for(lambda: any(r["answered_at"] for r in stored(call_id)))
+    with mid_call(sim, capture) as call_id:
         sim.go_silent()
         went_silent = time.monotonic()
         wait_for(lambda: not adapter.status().connected, timeout=5)
         assert time.monotonic() - went_silent <= 2 * 0.3 + 0.2
         sim.resume()
         wait_for(lambda: adapter.status().connected)
-        replay.result(timeout=30)
-    wait_for(lambda: ended(call_id))
     [row] = stored(call_id)
     check_record(capture, row)
 
@@ -131,18 +134,12 @@ def test_silent_pbx_is_noticed_within_two_pings_and_the_row_is_right(site: Site)
 def test_pbxlink_restarted_mid_call_gives_one_correct_row(site: Site) -> None:
     capture = "timestamped/blind_transfer"
     sim, first = site.pbx(timestamps=True)
-    call_id = ids_of(capture)["call_id"]
-    with ThreadPoolExecutor(1) as pool:
-        replay = pool.submit(sim.play_capture, FIXTURES / f"{capture}.ami", 1.0)
-        wait_for(lambda: any(r["answered_at"] for r in stored(call_id)))
+    with mid_call(sim, capture) as call_id:
         first.stop()  # pbxlink goes away mid-call ...
         time.sleep(0.5)
-        cfg = first.pbx
-        second = AmiAdapter(cfg, site.bus.publish, lambda: open_calls("main"))  # ... and comes back
+        second = AmiAdapter(first.pbx, site.bus.publish, lambda: open_calls("main"))  # ... and comes back
         second.start()
         site.adapters.append(second)
-        replay.result(timeout=30)
-    wait_for(lambda: ended(call_id))
     [row] = stored(call_id)
     assert row["end_seen"] is True
     check_record(capture, row)
@@ -150,14 +147,9 @@ def test_pbxlink_restarted_mid_call_gives_one_correct_row(site: Site) -> None:
 
 def test_call_cut_by_a_pbx_restart_is_closed_once_by_the_system(site: Site) -> None:
     sim, _ = site.pbx(timestamps=True, ping=0.3, restart_downtime=0.3)
-    capture = "timestamped/click_to_call"
-    call_id = ids_of(capture)["call_id"]
-    with ThreadPoolExecutor(1) as pool:
-        replay = pool.submit(sim.play_capture, FIXTURES / f"{capture}.ami", 1.0)
-        wait_for(lambda: any(r["answered_at"] for r in stored(call_id)))
-        sim.restart()
-        replay.cancel()
-    wait_for(lambda: ended(call_id))
+    with mid_call(sim, "timestamped/click_to_call") as call_id:
+        sim.restart()  # the replay's own later hangups (the far party's) reach no call any more
+        wait_for(lambda: ended(call_id))
     [row] = stored(call_id)
     assert (row["hangup_by"], row["disposition"]) == ("system", "answered")
     assert open_calls("main") == []
