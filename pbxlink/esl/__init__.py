@@ -1,0 +1,1 @@
+"""FreeSWITCH over ESL: client (greenswitch in its own thread), tracker (pure), outbound socket, simulator."""
