@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+from pbxlink.domain.call_state import LocalHalf
 
 DEFAULT_AGENT_PATTERNS: tuple[str, ...] = (
     # A phone registered as a numeric endpoint: PJSIP/201-00000001, SIP/201-0000000a, IAX2/201-1234
@@ -21,14 +22,6 @@ DEFAULT_AGENT_PATTERNS: tuple[str, ...] = (
 )
 
 _LOCAL = re.compile(r"^(?P<pair>Local/[^;]+);(?P<half>[12])$")
-
-
-@dataclass(frozen=True)
-class LocalHalf:
-    """One half of a Local channel pair: `;1` faces the caller of the pair, `;2` runs the pair's dialplan."""
-
-    pair: str
-    half: int
 
 
 def local_half(channel: str) -> LocalHalf | None:

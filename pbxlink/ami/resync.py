@@ -11,8 +11,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from pbxlink.ami.call_state import CallState, Chan
 from pbxlink.ami.headers import Event, field
+from pbxlink.domain.call_state import CallState, Chan
 from pbxlink.domain.calls import CallEvent, CallRecord, CallStarted
 
 

@@ -12,10 +12,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
-from pbxlink.ami.call_state import CallState, Chan
 from pbxlink.ami.channels import AgentMap, local_half, looks_external
 from pbxlink.ami.headers import Event, field
 from pbxlink.ami.resync import Resync
+from pbxlink.domain.call_state import CallState, Chan
 from pbxlink.domain.calls import CallEvent, CallRecord, CallStarted, CallUpdated
 
 log = logging.getLogger(__name__)

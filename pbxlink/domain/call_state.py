@@ -1,7 +1,9 @@
-"""The state of one Asterisk call (one Linkedid) while it is up, and how it becomes a record.
+"""The state of one call while it is up, and how it becomes a record: shared by both trackers.
 
-The tracker routes raw events here; this module decides what they mean for the call:
-who answered, who talked, who hung up, why a call was missed. Pure: no I/O, no clock.
+The Asterisk and FreeSWITCH trackers route their PBX's events here in one vocabulary
+(ring, answer, transfer, hang-up signal, queue outcome); this module decides what they
+mean for the call: who answered, who talked, who hung up, why a call was missed.
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pbxlink.ami.channels import LocalHalf
 from pbxlink.domain.calls import (
     CallAnswered,
     CallEnded,
@@ -36,6 +37,17 @@ _QUEUE_STATUS = {
 }
 
 
+@dataclass(frozen=True)
+class LocalHalf:
+    """One half of a two-channel wire: Asterisk `Local/…;1|;2`, FreeSWITCH `loopback/…-a|-b`.
+
+    Half 1 faces whoever created the wire; half 2 runs the wire's dialplan.
+    """
+
+    pair: str
+    half: int
+
+
 @dataclass
 class Chan:
     """One channel of a call, with what its name and history say about whose it is."""
@@ -55,8 +67,8 @@ class Chan:
     def is_phone_side(self, half: int | None = None) -> bool:
         """Whether a hang-up starting on this channel (or on `half` of its Local pair) is a person's.
 
-        Local pairs are wires: which half stands for the person depends on how the pair
-        came to be. An agent's pair rings the phone from `;2`; a pair the PBX dialled
+        Local (loopback) pairs are wires: which half stands for the person depends on how
+        the pair came to be. An agent's pair rings the phone from `;2`; a pair the PBX dialled
         reaches the far party from `;2`; an originated pair reaches its party from `;1`.
         """
         if self.local is None:
