@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 
-from pbxlink.ami.channels import AgentMap
+from pbxlink.ami.channels import agent_map
 from pbxlink.ami.client import AmiClient, LinkStatus
 from pbxlink.ami.control import AmiControl
 from pbxlink.ami.tracker import AmiTracker
@@ -35,9 +35,7 @@ class AmiAdapter:
     ) -> None:
         self.pbx = pbx
         self._open_calls = open_calls
-        self.tracker = AmiTracker(
-            pbx.name, AgentMap.from_patterns(pbx.agent_patterns, dict(pbx.agent_devices))
-        )
+        self.tracker = AmiTracker(pbx.name, agent_map(pbx.agent_patterns, dict(pbx.agent_devices)))
         self.client = AmiClient(pbx, self.tracker, publish)
         self.control = AmiControl(pbx.name, self._send, dial_context)
         self._loop: asyncio.AbstractEventLoop | None = None

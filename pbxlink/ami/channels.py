@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from pbxlink.domain.agent_map import AgentMap
 from pbxlink.domain.call_state import LocalHalf
 
 DEFAULT_AGENT_PATTERNS: tuple[str, ...] = (
@@ -21,6 +22,12 @@ DEFAULT_AGENT_PATTERNS: tuple[str, ...] = (
     r"-[0-9a-f]+;[12]$",
 )
 
+
+def agent_map(patterns: Sequence[str] | None, devices: Mapping[str, str] | None = None) -> AgentMap:
+    """The agent map of one Asterisk: its configured patterns, or the defaults."""
+    return AgentMap(DEFAULT_AGENT_PATTERNS if patterns is None else patterns, devices)
+
+
 _LOCAL = re.compile(r"^(?P<pair>Local/[^;]+);(?P<half>[12])$")
 
 
@@ -29,37 +36,6 @@ def local_half(channel: str) -> LocalHalf | None:
     if m is None:
         return None
     return LocalHalf(pair=m["pair"], half=int(m["half"]))
-
-
-class AgentMap:
-    """Maps a channel name to the agent extension behind it, or None for trunks and the like."""
-
-    def __init__(self, patterns: Sequence[str], devices: Mapping[str, str] | None = None) -> None:
-        self._patterns = [re.compile(p) for p in patterns]
-        self._devices = dict(devices or {})
-        self._cache: dict[str, str | None] = {}
-
-    @classmethod
-    def from_patterns(
-        cls, patterns: Sequence[str] | None, devices: Mapping[str, str] | None = None
-    ) -> AgentMap:
-        return cls(DEFAULT_AGENT_PATTERNS if patterns is None else patterns, devices)
-
-    def agent(self, channel: str) -> str | None:
-        try:
-            return self._cache[channel]
-        except KeyError:
-            pass
-        ext = self._devices.get(channel.rsplit("-", 1)[0]) if self._devices else None
-        for pattern in self._patterns if ext is None else ():
-            m = pattern.match(channel)
-            if m is not None:
-                ext = m["ext"]
-                break
-        if len(self._cache) > 10_000:  # channel names never repeat; keep the cache bounded
-            self._cache.clear()
-        self._cache[channel] = ext
-        return ext
 
 
 def looks_external(exten: str | None) -> bool:

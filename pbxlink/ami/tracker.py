@@ -12,9 +12,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
-from pbxlink.ami.channels import AgentMap, local_half, looks_external
+from pbxlink.ami.channels import agent_map, local_half, looks_external
 from pbxlink.ami.headers import Event, field
 from pbxlink.ami.resync import Resync
+from pbxlink.domain.agent_map import AgentMap
 from pbxlink.domain.call_state import CallState, Chan
 from pbxlink.domain.calls import CallEvent, CallRecord, CallStarted, CallUpdated
 
@@ -32,7 +33,7 @@ def _known(value: str) -> str | None:
 class AmiTracker(Resync):
     def __init__(self, pbx: str, agents: AgentMap | None = None) -> None:
         self.pbx = pbx
-        self.agents = agents or AgentMap.from_patterns(None)
+        self.agents = agents or agent_map(None)
         self._calls: dict[str, CallState] = {}
         self._chan_call: dict[str, str] = {}  # uniqueid -> linkedid
         self._ended: OrderedDict[str, None] = OrderedDict()

@@ -291,9 +291,9 @@ def test_restored_call_gone_at_restart_is_closed_unseen() -> None:
 
 
 def test_dahdi_analog_phone_is_an_agent_through_the_device_table() -> None:
-    from pbxlink.ami.channels import AgentMap
+    from pbxlink.ami.channels import agent_map
 
-    tracker = AmiTracker("main", AgentMap.from_patterns(None, {"DAHDI/3": "203"}))
+    tracker = AmiTracker("main", agent_map(None, {"DAHDI/3": "203"}))
     f = Flow()
     c = inbound(f)
     phone = f.new("", "203", linkedid=c.linkedid, context="internal", exten="s", channel="DAHDI/3-1")
