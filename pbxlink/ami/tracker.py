@@ -8,7 +8,6 @@ capture byte for byte. One call per Linkedid; channels join a call by Uniqueid.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
@@ -21,7 +20,6 @@ from pbxlink.domain.calls import CallEvent, CallRecord, CallStarted, CallUpdated
 
 log = logging.getLogger(__name__)
 
-_RECENT_ENDED = 10_000
 _UNKNOWN = {"", "<unknown>", "<Unknown>"}
 _VARIABLES = {"MIXMONITOR_FILENAME", "QUEUESTATUS"}  # the only channel variables that change a record
 
@@ -34,10 +32,7 @@ class AmiTracker(Resync):
     def __init__(self, pbx: str, agents: AgentMap | None = None) -> None:
         self.pbx = pbx
         self.agents = agents or agent_map(None)
-        self._calls: dict[str, CallState] = {}
-        self._chan_call: dict[str, str] = {}  # uniqueid -> linkedid
-        self._ended: OrderedDict[str, None] = OrderedDict()
-        self._lost_at: datetime | None = None
+        super().__init__()
         self._handlers: dict[str, Callable[[CallState, Chan, Event, datetime], list[CallEvent]]] = {
             "Newchannel": self._on_newchannel,
             "NewCallerid": self._on_newcallerid,
@@ -68,10 +63,6 @@ class AmiTracker(Resync):
         interest: dict[str, tuple[str, ...]] = dict.fromkeys(names, ())
         interest["VarSet"] = tuple(f"Variable: {v}" for v in sorted(_VARIABLES))
         return interest
-
-    @property
-    def open_calls(self) -> list[CallRecord]:
-        return [state.record.copy() for state in self._calls.values()]
 
     # --- the event stream ----------------------------------------------------------------------
 
@@ -336,22 +327,4 @@ class AmiTracker(Resync):
         events = state.transfer(from_, to, "attended", at)
         if to is not None and self.agents.agent(target) is not None:
             events += state.answer(to, at)
-        return events
-
-    # --- endings and resynchronisation -----------------------------------------------------------
-
-    def _finish(self, state: CallState, at: datetime, **how: object) -> list[CallEvent]:
-        linkedid = state.record.call_id
-        self._calls.pop(linkedid, None)
-        for uid in state.channels:
-            self._chan_call.pop(uid, None)
-        self._ended[linkedid] = None
-        while len(self._ended) > _RECENT_ENDED:
-            self._ended.popitem(last=False)
-        return state.end(at, **how)  # type: ignore[arg-type]
-
-    def _end_all(self, at: datetime, *, seen: bool, hangup_by: str | None) -> list[CallEvent]:
-        events: list[CallEvent] = []
-        for state in list(self._calls.values()):
-            events += self._finish(state, at, seen=seen, hangup_by=hangup_by)
         return events

@@ -61,6 +61,8 @@ class Chan:
     #: the pair was created by an Originate (DialBegin without a caller), so its `;1` is the far party
     originated: bool = False
     hangup_requested: bool = False
+    #: a leg the PBX makes for its own plumbing (a queue's agent-contact legs): never a party
+    helper: bool = False
     context: str = ""
     exten: str = ""
 
@@ -183,18 +185,25 @@ class CallState:
         its partner half); otherwise a SoftHangupRequest or a Hangup with no request before
         it (Asterisk itself, or for a Local half, the dialplan or party behind it).
         """
-        if self.hangup_by is not None:
+        if not self.may_end_call(chan):
             return
-        if (
-            chan.agent is not None
-            and chan.agent not in self.talking
-            and chan.uniqueid not in self.caller_uids
-        ):
-            return  # a ringing or departed agent leg going away does not end the call
         if chan.local is None:
             person = requested
         else:  # a request on a Local half echoes what its partner half did
             person = chan.is_phone_side(3 - chan.local.half if requested else chan.local.half)
+        self.hung_up(chan, person)
+
+    def may_end_call(self, chan: Chan) -> bool:
+        """Whether this channel going away can be what ends the call (no decision made yet).
+
+        A ringing or departed agent leg, or a PBX helper leg, going away does not end it.
+        """
+        if self.hangup_by is not None or chan.helper:
+            return False
+        return chan.agent is None or chan.agent in self.talking or chan.uniqueid in self.caller_uids
+
+    def hung_up(self, chan: Chan, person: bool) -> None:
+        """The hang-up started on `chan`: by the person behind it, or (`person` false) by the PBX."""
         if not person:
             self.hangup_by = "system"
         elif chan.agent is not None and chan.uniqueid not in self.caller_uids:
