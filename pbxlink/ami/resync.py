@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from pbxlink.ami.headers import Event, field
 from pbxlink.domain.call_state import CallState, Chan
 from pbxlink.domain.calls import CallEvent, CallStarted
+from pbxlink.domain.headers import Event, field
 from pbxlink.domain.registry import CallRegistry
 
 

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from pbxlink.ami.channels import agent_map, local_half, looks_external
-from pbxlink.ami.headers import Event, field
 from pbxlink.ami.resync import Resync
 from pbxlink.domain.agent_map import AgentMap
 from pbxlink.domain.call_state import CallState, Chan
 from pbxlink.domain.calls import CallEvent, CallRecord, CallStarted, CallUpdated
+from pbxlink.domain.headers import Event, field
 
 log = logging.getLogger(__name__)
 

@@ -69,3 +69,25 @@ class CheckResult:
     detail: str = ""
     #: fine as far as can be told, but not verified: shown, yet no reason for a non-zero exit
     warning: bool = False
+
+
+@dataclass(frozen=True)
+class CallerInfo:
+    """What is known about a caller before the call rings anyone.
+
+    `name` becomes the caller ID name the phones show; `hint` is a routing hint for the
+    dialplan, e.g. the extension of the agent who last talked with this caller.
+    """
+
+    name: str | None = None
+    hint: str | None = None
+
+
+class CallerLookup(Protocol):
+    """Who is calling: asked at call start (FreeSWITCH outbound socket), so it must be quick.
+
+    Implemented by the call log now, by the CRM connectors later. Called from a worker
+    thread; None when nothing is known about `number`.
+    """
+
+    def lookup(self, number: str) -> CallerInfo | None: ...

@@ -1,4 +1,4 @@
-"""One parsed AMI event as the tracker sees it, and reading a header from it."""
+"""One parsed PBX event as a tracker sees it (AMI headers, ESL headers), and reading a header from it."""
 
 from __future__ import annotations
 

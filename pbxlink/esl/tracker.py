@@ -1,0 +1,345 @@
+"""The ESL call tracker: FreeSWITCH events in, the same normalized call events as for Asterisk out.
+
+Pure and synchronous: the client feeds it one decoded event (plain or json, the same dict)
+with its `Event-Date-Timestamp`. A call is the customer's leg and every leg that joins it
+through `Other-Leg-Unique-ID`, `originating_leg_uuid`, a loopback twin, or mod_callcenter's
+member session; its id is that leg's uuid (FreeSWITCH's call UUID). Events of a leg may come
+before its CHANNEL_CREATE: every channel event carries enough to place the leg.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from pbxlink.domain.agent_map import AgentMap
+from pbxlink.domain.call_state import CallState, Chan
+from pbxlink.domain.calls import CallEvent, CallRecord, CallStarted
+from pbxlink.domain.headers import Event, field
+from pbxlink.domain.registry import CallRegistry
+from pbxlink.esl.channels import DIAL_STATUS, agent_map, loopback_half
+from pbxlink.esl.queue import on_callcenter
+
+log = logging.getLogger(__name__)
+
+#: the legs a new leg may hang off, most specific first
+_REFS = (
+    "variable_cc_member_session_uuid",
+    "Other-Leg-Unique-ID",
+    "variable_originating_leg_uuid",
+    "variable_originator",
+    "variable_other_loopback_leg_uuid",
+    "Channel-Call-UUID",
+    "variable_bridge_uuid",
+)
+_ORIGINATOR = ("variable_originating_leg_uuid", "variable_originator")
+_UNKNOWN = {"", "unknown", "0000000000"}
+#: the customer leg's DIALSTATUS when its bridge failed: why the call was missed
+_FAILED_DIALS = {"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"}
+
+
+def _known(value: str) -> str | None:
+    return None if value in _UNKNOWN else value
+
+
+def _is_external(number: str) -> bool:
+    digits = number.lstrip("+")
+    return number.startswith("+") or (digits.isdigit() and len(digits) >= 7)
+
+
+class EslTracker(CallRegistry):
+    def __init__(self, pbx: str, agents: AgentMap | None = None) -> None:
+        super().__init__()
+        self.pbx = pbx
+        self.agents = agents or agent_map(None)
+        self._waiting: dict[str, tuple[Event, datetime]] = {}  # loopback halves waiting for their twin
+        self._first_hangup: dict[str, str] = {}  # call id -> the sofia leg whose hang-up came first
+        self._handlers: dict[str, Callable[[CallState, Chan, Event, datetime], list[CallEvent]]] = {
+            "CHANNEL_BRIDGE": self._on_bridge,
+            "CHANNEL_HANGUP": self._on_hangup,
+            "CHANNEL_HANGUP_COMPLETE": self._on_gone,
+            "CHANNEL_DESTROY": self._on_gone,
+            "RECORD_START": self._on_record,
+            "RECORD_STOP": self._on_record,
+        }
+
+    @property
+    def event_names(self) -> tuple[str, ...]:
+        """What to subscribe to: CHANNEL_CREATE and the like only place legs, which any event does."""
+        return (
+            "CHANNEL_CREATE",
+            *self._handlers,
+            "SHUTDOWN",
+            "BACKGROUND_JOB",
+            "HEARTBEAT",
+            "CUSTOM",
+            "callcenter::info",
+        )
+
+    # --- the event stream ----------------------------------------------------------------------
+
+    def feed(self, event: Event, at: datetime) -> list[CallEvent]:
+        """One decoded ESL event; a malformed one is logged and skipped, never fatal."""
+        name = field(event, "Event-Name")
+        try:
+            if name == "SHUTDOWN":
+                return self._end_all(at, seen=True, hangup_by="system")
+            if name == "CUSTOM":
+                if field(event, "Event-Subclass") != "callcenter::info":
+                    return []
+                state = self._calls.get(self._chan_call.get(field(event, "CC-Member-Session-UUID"), ""))
+                return on_callcenter(state, event, at) if state else []
+            located = self._locate(name, event, at)
+            if located is None:
+                return []
+            state, chan, started = located
+            handler = self._handlers.get(name)
+            return started + (handler(state, chan, event, at) if handler else [])
+        except Exception:
+            log.exception(
+                "ESL %s: could not make sense of a %s event; skipped it", self.pbx, name or "nameless"
+            )
+            return []
+
+    def _locate(
+        self, name: str, event: Event, at: datetime
+    ) -> tuple[CallState, Chan, list[CallEvent]] | None:
+        """The call and leg an event is about, placing a leg seen for the first time.
+
+        Only an event that carries the channel's variables can place a leg (the first
+        events of a leg may not). A loopback half whose twin is not known yet waits for it:
+        which of the two is the call's own leg shows only once both are there.
+        """
+        uuid = field(event, "Unique-ID")
+        call_id = self._chan_call.get(uuid)
+        if call_id is not None:
+            state = self._calls[call_id]
+            return state, state.channels[uuid], []
+        if (
+            not uuid
+            or uuid in self._ended  # a straggler of a leg that is gone
+            or field(event, "Answer-State") == "hangup"
+            or not field(event, "variable_uuid")
+            or uuid in self._waiting
+        ):
+            return None
+        refs = [r for r in (field(event, k) for k in _REFS) if r and r != uuid]
+        if any(r in self._ended for r in refs):
+            return None  # a straggler of a call that has ended
+        twin = field(event, "variable_other_loopback_leg_uuid")
+        joined = next((self._calls[self._chan_call[r]] for r in refs if r in self._chan_call), None)
+        if joined is not None:
+            chan, events = self._join(joined, uuid, event, at)
+            if twin in self._waiting:
+                twin_event, twin_at = self._waiting.pop(twin)
+                events += self._join(joined, twin, twin_event, twin_at)[1]
+            return joined, chan, events
+        if twin and twin not in self._waiting:
+            self._waiting[uuid] = (event, at)
+            return None
+        first, first_at = self._waiting.pop(twin, (event, at))
+        pair = sorted([(event, at), (first, first_at)], key=lambda e: field(e[0], "Channel-Name")[-2:])
+        if first is event:
+            pair = pair[:1]
+        # the call's own leg: not the far party's handset; of two others, the `-a` half
+        (own, own_at), *rest = sorted(pair, key=lambda e: self._is_handset(e[0]))
+        state = self._new_call(field(own, "Unique-ID"), own, own_at)
+        events: list[CallEvent] = []
+        for leg, leg_at in ((own, own_at), *rest):
+            events += self._join(state, field(leg, "Unique-ID"), leg, leg_at)[1]
+        return state, state.channels[uuid], [CallStarted(at=own_at, call=state.record.copy()), *events]
+
+    def _is_handset(self, event: Event) -> bool:
+        """An API-originated loopback `-a` leg that is no agent: the simulated far party's phone."""
+        name = field(event, "Channel-Name")
+        originated = not any(field(event, k) for k in (*_ORIGINATOR, "Other-Leg-Unique-ID"))
+        return (
+            name.endswith("-a")
+            and name.startswith("loopback/")
+            and originated
+            and not (self.agents.agent(name) or field(event, "variable_cc_side"))
+        )
+
+    def _new_call(self, uuid: str, event: Event, at: datetime) -> CallState:
+        agent = self.agents.agent(field(event, "Channel-Name"))
+        dest = field(event, "Caller-Destination-Number")
+        if agent is None:
+            direction, caller = "inbound", _known(field(event, "Caller-Caller-ID-Number"))
+            name = _known(field(event, "Caller-Caller-ID-Name"))
+        else:
+            direction, caller, name = ("outbound" if _is_external(dest) else "internal"), agent, None
+        record = CallRecord(
+            pbx=self.pbx,
+            call_id=uuid,
+            direction=direction,  # type: ignore[arg-type]
+            started_at=at,
+            caller=caller,
+            caller_name=name,
+            callee=_known(dest) if dest != agent else None,
+        )
+        state = CallState(record=record, origin=uuid)
+        state.caller_uids.add(uuid)
+        self._calls[uuid] = state
+        return state
+
+    def _join(self, state: CallState, uuid: str, event: Event, at: datetime) -> tuple[Chan, list[CallEvent]]:
+        """Add a leg to a call: a ring when it rings an agent, the callee when an agent dials out."""
+        name = field(event, "Channel-Name")
+        twin = field(event, "variable_other_loopback_leg_uuid")
+        local = loopback_half(name, uuid, twin)
+        chan = Chan(uniqueid=uuid, name=name, agent=self.agents.agent(name), local=local)
+        chan.helper = field(event, "variable_cc_side") == "agent" and chan.agent is None
+        dialled = any(field(event, k) for k in _ORIGINATOR)
+        if local is not None:
+            how = state.pairs.setdefault(local.pair, "dialled" if dialled else "originated")
+            chan.dialled, chan.originated = how == "dialled", how == "originated"
+        if twin in state.caller_uids:
+            state.caller_uids.add(uuid)
+        state.channels[uuid] = chan
+        self._chan_call[uuid] = state.record.call_id
+        if uuid in state.caller_uids or chan.helper or not dialled:
+            return chan, []
+        rec = state.record
+        caller_agent = next(
+            (c.agent for c in state.channels.values() if c.uniqueid in state.caller_uids), None
+        )
+        if caller_agent is not None and rec.answered_at is None:  # an agent's own call reaching someone
+            rec.direction = "internal" if chan.agent else "outbound"
+            rec.callee = chan.agent or _known(field(event, "Caller-Destination-Number")) or rec.callee
+            state.offer(at)
+        if chan.agent is None:
+            return chan, []
+        return chan, state.ring(f"agent:{chan.agent}", chan.agent, at)
+
+    # --- handlers ----------------------------------------------------------------------------
+
+    def _on_bridge(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        other = state.channels.get(field(event, "Other-Leg-Unique-ID"))
+        if other is None or (chan.helper and other.helper):
+            return []
+        legs = (chan, other)
+        callee = next((c for c in legs if c.agent and c.uniqueid not in state.caller_uids), None)
+        dialler = next(
+            (c.agent for c in state.channels.values() if c.agent and c.uniqueid in state.caller_uids), None
+        )
+        rec = state.record
+        if callee is not None:
+            if rec.direction == "internal" and dialler and dialler not in rec.agents:
+                rec.agents.append(dialler)  # both extensions of an internal call talked
+            state.ringing.pop(f"agent:{callee.agent}", None)
+            return state.answer(callee.agent, at)
+        if rec.direction != "inbound":
+            return state.answer(dialler, at)  # the far party of an agent's call answered
+        if any(c.uniqueid in state.caller_uids for c in legs) and not any(c.helper for c in legs):
+            return state.answer(None, at)  # forwarded outside, answered there
+        return []
+
+    def _on_hangup(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        cause = field(event, "Hangup-Cause")
+        if chan.agent is not None and chan.agent not in state.talking:
+            state.ring_ended(f"agent:{chan.agent}", DIAL_STATUS.get(cause, "CANCEL"), at)
+        if cause == "SYSTEM_SHUTDOWN" and state.may_end_call(chan):
+            state.hung_up(chan, person=False)
+        elif chan.local is not None:
+            state.hangup_signal(chan, requested=False)  # a loopback half: its side tells who
+        elif state.may_end_call(chan):
+            # Whether the person or FreeSWITCH hung up shows only in this leg's HANGUP_COMPLETE.
+            self._first_hangup.setdefault(state.record.call_id, chan.uniqueid)
+        chan.hangup_requested = True
+        if chan.agent is not None and not any(
+            c.agent == chan.agent and not c.hangup_requested for c in state.channels.values()
+        ):
+            state.leave(chan.agent, at)
+        return []
+
+    def _on_gone(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        dial_status = field(event, "variable_DIALSTATUS")
+        if chan.uniqueid in state.caller_uids and dial_status in (
+            "NOANSWER",
+            "BUSY",
+            "CHANUNAVAIL",
+            "CONGESTION",
+        ):
+            state.ring_ended("", dial_status, at)  # why the bridge failed, not the leg's own cause
+        if self._first_hangup.get(state.record.call_id) == chan.uniqueid and state.hangup_by is None:
+            disposition = field(event, "variable_sip_hangup_disposition")
+            state.hung_up(chan, person=not disposition or disposition.startswith("recv_"))
+        if not chan.hangup_requested:
+            self._on_hangup(state, chan, event, at)
+        del state.channels[chan.uniqueid]
+        self._chan_call.pop(chan.uniqueid, None)
+        self._ended[chan.uniqueid] = None  # the leg's stragglers must not start a call
+        if state.channels:
+            return []
+        self._first_hangup.pop(state.record.call_id, None)
+        return self._finish(state, at)
+
+    def _on_record(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
+        path = field(event, "Record-File-Path") or field(event, "variable_recording_file")
+        if path:
+            state.record.recording = path
+        return []
+
+    # --- reconnects -------------------------------------------------------------------------------
+
+    def resync(
+        self, channels: Sequence[Event], at: datetime, pbx_started_at: datetime | None
+    ) -> list[CallEvent]:
+        """After every (re)connect, from the rows of `show channels as json`.
+
+        A call whose legs are all gone ended unseen (closed once); a leg of a known call is
+        kept; a leg of no known call starts an adopted call, grouped by its call UUID.
+        """
+        rows = {field(r, "uuid"): r for r in channels if field(r, "uuid")}
+        alive = {self._chan_call[u] for u in rows if u in self._chan_call}
+        events = self._close_unseen(alive, at, pbx_started_at)
+        for state in self._calls.values():
+            for uuid in [u for u in state.channels if u not in rows]:
+                gone = state.channels.pop(uuid)
+                self._chan_call.pop(uuid, None)
+                if gone.agent is not None:
+                    state.leave(gone.agent, at)
+        groups: dict[str, list[Event]] = {}
+        for uuid, row in rows.items():
+            if uuid not in self._chan_call:
+                groups.setdefault(field(row, "call_uuid") or uuid, []).append(row)
+        for call_uuid, group in groups.items():
+            events += self._adopt(call_uuid, group, at)
+        return events
+
+    def _adopt(self, call_uuid: str, rows: list[Event], at: datetime) -> list[CallEvent]:
+        if call_uuid in self._ended:
+            return []
+        known = self._calls.get(self._chan_call.get(call_uuid, ""))
+        first = next((r for r in rows if field(r, "uuid") == call_uuid), rows[0])
+        events: list[CallEvent] = []
+        if known is None:
+            started = min(float(field(r, "created_epoch") or at.timestamp()) for r in rows)
+            since = min(at, datetime.fromtimestamp(started, UTC))
+            known = self._new_call(field(first, "uuid"), _as_event(first), since)
+            events.append(CallStarted(at=at, call=known.record.copy()))
+        for row in rows:
+            uuid = field(row, "uuid")
+            chan = known.channels.get(uuid) or self._join(known, uuid, _as_event(row), at)[0]
+            if chan.agent and uuid not in known.caller_uids and field(row, "callstate") in ("ACTIVE", "HELD"):
+                events += known.answer(chan.agent, at)
+        return events
+
+
+def _dialler(state: CallState) -> str | None:
+    """The agent who placed the call, when an agent did."""
+    return next(
+        (c.agent for c in state.channels.values() if c.agent and c.uniqueid in state.caller_uids), None
+    )
+
+
+def _as_event(row: Event) -> dict[str, str]:
+    """A `show channels` row in the names of a channel event, enough to place the leg."""
+    return {
+        "Channel-Name": field(row, "name"),
+        "Caller-Caller-ID-Number": field(row, "cid_num"),
+        "Caller-Caller-ID-Name": field(row, "cid_name"),
+        "Caller-Destination-Number": field(row, "dest"),
+        "Channel-Call-UUID": field(row, "call_uuid"),
+    }
