@@ -292,7 +292,7 @@ class EslTracker(CallRegistry):
         kept; a leg of no known call starts an adopted call, grouped by its call UUID.
         """
         rows = {field(r, "uuid"): r for r in channels if field(r, "uuid")}
-        alive = {self._chan_call[u] for u in rows if u in self._chan_call}
+        alive = {self._call_of(u) for r in rows.values() for u in (field(r, "uuid"), field(r, "call_uuid"))}
         events = self._close_unseen(alive, at, pbx_started_at)
         for state in self._calls.values():
             for uuid in [u for u in state.channels if u not in rows]:
@@ -308,10 +308,14 @@ class EslTracker(CallRegistry):
             events += self._adopt(call_uuid, group, at)
         return events
 
+    def _call_of(self, uuid: str) -> str:
+        """The open call a leg (or, for a call restored from the database, its own id) belongs to."""
+        return self._chan_call.get(uuid) or (uuid if uuid in self._calls else "")
+
     def _adopt(self, call_uuid: str, rows: list[Event], at: datetime) -> list[CallEvent]:
         if call_uuid in self._ended:
             return []
-        known = self._calls.get(self._chan_call.get(call_uuid, ""))
+        known = self._calls.get(self._call_of(call_uuid))
         first = next((r for r in rows if field(r, "uuid") == call_uuid), rows[0])
         events: list[CallEvent] = []
         if known is None:
