@@ -1,0 +1,3 @@
+from pbxlink.esl.simulator.cli import main
+
+main()
