@@ -143,7 +143,14 @@ def queue_call(
         cc.agent_state(b, cc_agent, "Receiving")
         cc.offering(b, member, cc_agent)
         called = int(b.now)
-        leg = sofia.to_agent(b, site, agent, (caller.number, caller.name), None)
+        cc_vars = (
+            ("cc_queue", member.queue),
+            ("cc_member_uuid", member.uuid),
+            ("cc_member_session_uuid", member.session.uuid),
+            ("cc_agent", cc_agent),
+            ("cc_side", "agent"),
+        )
+        leg = sofia.to_agent(b, site, agent, (caller.number, caller.name), None, cc_vars)
         sofia.ring(b, leg, None)
         if answer is not None and n == len(offered) - 1:
             b.wait(answer.ring)

@@ -111,11 +111,21 @@ def inbound(b: CallBuilder, site: Site, caller: Caller, did: str) -> Leg:
     return leg
 
 
-def to_agent(b: CallBuilder, site: Site, agent: str, cid: tuple[str, str], originator: Leg | None) -> Leg:
-    """The call to the agent's phone on its registered contact (from a bridge, a queue or originate)."""
+def to_agent(
+    b: CallBuilder,
+    site: Site,
+    agent: str,
+    cid: tuple[str, str],
+    originator: Leg | None,
+    variables: tuple[tuple[str, str], ...] = (),
+) -> Leg:
+    """The call to the agent's phone on its registered contact (from a bridge, a queue or originate).
+
+    `variables` are set before the leg is created: mod_callcenter's `cc_*` on a queue's agent leg.
+    """
     ip, port = site.agent_contact(agent)
     name = f"sofia/{site.agent_profile}/{agent}@{ip}:{port}"
-    return _outbound(b, site, name, agent, f"{ip}:{port}", cid, originator)
+    return _outbound(b, site, name, agent, f"{ip}:{port}", cid, originator, variables)
 
 
 def to_trunk(b: CallBuilder, site: Site, number: str, cid: tuple[str, str], originator: Leg) -> Leg:
@@ -125,7 +135,14 @@ def to_trunk(b: CallBuilder, site: Site, number: str, cid: tuple[str, str], orig
 
 
 def _outbound(
-    b: CallBuilder, site: Site, name: str, dest: str, host: str, cid: tuple[str, str], originator: Leg | None
+    b: CallBuilder,
+    site: Site,
+    name: str,
+    dest: str,
+    host: str,
+    cid: tuple[str, str],
+    originator: Leg | None,
+    variables: tuple[tuple[str, str], ...] = (),
 ) -> Leg:
     """An outbound leg created and routed: OUTGOING, CREATE, ORIGINATE, then waiting on the far end."""
     leg_uuid = b.ids.uuid()
@@ -144,6 +161,7 @@ def _outbound(
         *[("sip_destination_url", f"sip:{dest}@{host}"), ("call_uuid", call_uuid)],
         *([("originator", originator.uuid), ("signal_bond", originator.uuid)] if originator else []),
         *[("sip_req_uri", f"{dest}@{host}"), ("sip_to_host", host), ("sofia_profile_name", profile_name)],
+        *variables,
     ):
         leg.var(var, value)
     b.legs.append(leg)
