@@ -26,6 +26,9 @@ class Service:
 
     def __init__(self, cfg: Config) -> None:
         from pbxlink.ami.adapter import AmiAdapter
+        from pbxlink.esl.adapter import EslAdapter
+        from pbxlink.esl.outbound import outbound_server
+        from pbxlink.services.caller_lookup import CallLogLookup
         from pbxlink.web.app import create_app
         from pbxlink.web.server import make_server
 
@@ -35,15 +38,18 @@ class Service:
             log.info("database %s: applied migrations %s", redact_url(cfg.database.url), applied)
         self.bus = InProcessBus()
         self.bus.subscribe("call-log", call_log_handler())
-        self.adapters = []
+        self.adapters: list[AmiAdapter | EslAdapter] = []
+        self.outbound = []
         for pbx in cfg.pbx:
-            if pbx.type != "asterisk":
-                log.error("PBX %s: type %r is not supported yet; it is skipped", pbx.name, pbx.type)
-                continue
-            self.adapters.append(AmiAdapter(pbx, self.bus.publish, _open_calls_of(pbx)))
+            adapter = AmiAdapter if pbx.type == "asterisk" else EslAdapter
+            self.adapters.append(adapter(pbx, self.bus.publish, _open_calls_of(pbx)))
+            if pbx.type == "freeswitch" and (server := outbound_server(pbx, CallLogLookup())) is not None:
+                self.outbound.append(server)
         self.server = make_server(create_app(cfg, self.bus), cfg.web.host, cfg.web.port)
 
     def start(self) -> None:
+        for server in self.outbound:
+            server.start()  # a port in use is an OutboundBindError: said in one line, before anything runs
         for adapter in self.adapters:
             adapter.start()
 
@@ -59,6 +65,8 @@ class Service:
             self.stop()
 
     def stop(self) -> None:
+        for server in self.outbound:
+            server.stop()
         for adapter in self.adapters:
             adapter.stop()
         self.bus.close()  # after the adapters: what they published last is still written
@@ -86,6 +94,7 @@ def run(cfg: Config) -> None:
 def check(cfg: Config) -> int:
     """`pbxlink check`: the config, the database and every PBX, in plain words; 0 only if all is well."""
     from pbxlink.ami.check import check_asterisk
+    from pbxlink.esl.check import check_freeswitch
 
     results = [CheckResult(True, f"config {cfg.path}", "read without errors")] if cfg.path else []
     try:
@@ -97,10 +106,7 @@ def check(cfg: Config) -> int:
     if not cfg.pbx:
         results.append(CheckResult(False, "PBX", "no [[pbx]] entry in the config: nothing to connect to"))
     for pbx in cfg.pbx:
-        if pbx.type == "asterisk":
-            results += check_asterisk(pbx)
-        else:
-            results.append(CheckResult(False, f"PBX {pbx.name}", f"type {pbx.type!r} is not supported yet"))
+        results += check_asterisk(pbx) if pbx.type == "asterisk" else check_freeswitch(pbx)
     for r in results:
         mark = "FAIL" if not r.ok else "WARN" if r.warning else "ok  "
         print(f"{mark} {r.what}: {r.detail}" if r.detail else f"{mark} {r.what}")
@@ -109,19 +115,34 @@ def check(cfg: Config) -> int:
     return 0 if not failed else 1
 
 
-def demo(args: argparse.Namespace) -> None:
-    """`pbxlink demo`: the whole product against the AMI simulator, SQLite and the in-process bus."""
-    from pbxlink.ami.simulator import AmiSimulator
+_PBX_NAMES = {"asterisk": "Asterisk", "freeswitch": "FreeSWITCH"}
+
+
+def _simulator(pbx: str, secret: str, agents: int):  # type: ignore[no-untyped-def]
+    """The demo's PBX: the AMI or the ESL simulator, generating calls, in its own thread."""
+    if pbx == "freeswitch":
+        from pbxlink.esl.simulator import EslSimulator
+        from pbxlink.esl.simulator import SimulatorThread as EslThread
+        from pbxlink.esl.simulator.synthetic import SyntheticPbx as EslTraffic
+
+        return EslThread(EslSimulator(password=secret, synthetic=EslTraffic(agents=agents)))
+    from pbxlink.ami.simulator import AmiSimulator, SimulatorThread
     from pbxlink.ami.simulator.synthetic import SyntheticPbx
-    from pbxlink.ami.simulator.thread import SimulatorThread
+
+    return SimulatorThread(
+        AmiSimulator(secret=secret, timestampevents=True, synthetic=SyntheticPbx(agents=agents))
+    )
+
+
+def demo(args: argparse.Namespace) -> None:
+    """`pbxlink demo`: the whole product against a simulated PBX, SQLite and the in-process bus."""
     from pbxlink.storage.models import User
     from pbxlink.storage.users import create_user, set_password
 
     folder = Path(args.dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     sim_secret = secrets.token_urlsafe(12)
-    sim = AmiSimulator(secret=sim_secret, timestampevents=True, synthetic=SyntheticPbx(agents=args.agents))
-    thread = SimulatorThread(sim)
+    thread = _simulator(args.pbx, sim_secret, args.agents)
     host, port = thread.start()
     config = folder / "pbxlink.toml"
     config.write_text(
@@ -129,7 +150,7 @@ def demo(args: argparse.Namespace) -> None:
         f'data_dir = "{folder}"\n'
         f'[database]\nurl = "sqlite:///{folder}/pbxlink.db"\n'
         f'[web]\nlisten = "{args.listen}"\n'
-        f'[[pbx]]\nname = "demo"\ntype = "asterisk"\nhost = "{host}"\nport = {port}\n'
+        f'[[pbx]]\nname = "demo"\ntype = "{args.pbx}"\nhost = "{host}"\nport = {port}\n'
         f'username = "pbxlink"\nsecret = "{sim_secret}"\nping_interval = 5\n'
     )
     cfg = load_config(config)
@@ -144,7 +165,7 @@ def demo(args: argparse.Namespace) -> None:
     service.start()
     thread.start_traffic(args.calls_per_minute)
     print(
-        f"\n  pbxlink demo: a simulated Asterisk with {args.agents} agents, "
+        f"\n  pbxlink demo: a simulated {_PBX_NAMES[args.pbx]} with {args.agents} agents, "
         f"{args.calls_per_minute:g} new calls a minute\n"
         f"  open   http://{cfg.web.host}:{cfg.web.port}/\n"
         f"  login  admin / {password}\n"

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--listen", default="127.0.0.1:8080", help="web panel address (host:port)")
     demo.add_argument("--calls-per-minute", type=float, default=6.0, help="pace of the generated calls")
     demo.add_argument("--agents", type=int, default=8, help="agents of the simulated PBX (201, 202, …)")
+    demo.add_argument(
+        "--pbx", choices=("asterisk", "freeswitch"), default="asterisk", help="which PBX to simulate"
+    )
     command(commands, "initdb", "create or upgrade the database schema (safe to run again)", _initdb)
 
     users = group("user", "manage panel users")

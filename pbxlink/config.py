@@ -71,6 +71,10 @@ class PbxConfig:
     #: device (a channel name without its `-<sequence>` suffix, e.g. "DAHDI/1") -> agent extension,
     #: for phones whose channel names do not carry the extension; checked before the patterns
     agent_devices: tuple[tuple[str, str], ...] = ()
+    #: FreeSWITCH only: (host, port) where pbxlink serves the dialplan's `socket` app; None = no server
+    outbound_listen: tuple[str, int] | None = None
+    #: FreeSWITCH only: seconds the outbound socket may hold a call up before it goes on regardless
+    outbound_budget: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,12 @@ _PBX_KEYS = (
     "reconnect_max_delay",
     "agent_patterns",
     "agent_devices",
+    "outbound_listen",
+    "outbound_budget",
 )
+_FREESWITCH_ONLY = ("outbound_listen", "outbound_budget")
+#: An outbound socket budget beyond this is a mistake (milliseconds written as seconds?): it holds calls up.
+MAX_OUTBOUND_BUDGET = 10.0
 _PBX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _LISTEN = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>[0-9]{1,5})")
 
@@ -261,6 +270,13 @@ class _Loader:
         port = entry.get("port", DEFAULT_PORTS[pbx_type])
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise self.fail(where, f"expected a number 1-65535, got {_show(port)}", key="port")
+        for key in _FREESWITCH_ONLY:
+            if key in entry and pbx_type != "freeswitch":
+                raise self.fail(
+                    where,
+                    f'only for type = "freeswitch" (the FreeSWITCH outbound socket), not {_show(pbx_type)}',
+                    key=key,
+                )
         env_name = pbx_secret_env(name)
         secret = self.secret(entry, "secret", where, env_name)
         if secret is None:
@@ -279,7 +295,37 @@ class _Loader:
             ),
             agent_patterns=self.agent_patterns(entry, where),
             agent_devices=self.agent_devices(entry, where),
+            outbound_listen=self.outbound_listen(entry, where),
+            outbound_budget=self.outbound_budget(entry, where),
         )
+
+    def outbound_listen(self, entry: Mapping[str, Any], where: str) -> tuple[str, int] | None:
+        listen = entry.get("outbound_listen")
+        if listen is None:
+            return None
+        match = _LISTEN.fullmatch(listen) if isinstance(listen, str) else None
+        if match is None or not 0 < int(match["port"]) < 65536:
+            raise self.fail(
+                where,
+                f'{_show(listen)} is not host:port (e.g. "127.0.0.1:8084", as in the dialplan\'s socket app)',
+                key="outbound_listen",
+            )
+        return match["v6"] or match["host"], int(match["port"])
+
+    def outbound_budget(self, entry: Mapping[str, Any], where: str) -> float:
+        budget = entry.get("outbound_budget", PbxConfig.outbound_budget)
+        if (
+            isinstance(budget, bool)
+            or not isinstance(budget, int | float)
+            or not 0 < budget <= MAX_OUTBOUND_BUDGET
+        ):
+            raise self.fail(
+                where,
+                f"expected seconds, more than 0 and at most {MAX_OUTBOUND_BUDGET:g} "
+                f"(the call waits that long at most), got {_show(budget)}",
+                key="outbound_budget",
+            )
+        return float(budget)
 
     def agent_devices(self, entry: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:
         devices = entry.get("agent_devices", {})

@@ -148,6 +148,59 @@ def test_agent_devices_map_devices_to_extensions(tmp_path: Path) -> None:
     )
 
 
+FREESWITCH_PBX = MINIMAL_PBX.replace('name = "main"', 'name = "fs"\ntype = "freeswitch"')
+
+
+def test_freeswitch_outbound_socket_keys(tmp_path: Path) -> None:
+    (plain,) = load_config(write(tmp_path, FREESWITCH_PBX), environ={}).pbx
+    assert (plain.port, plain.outbound_listen, plain.outbound_budget) == (8021, None, 1.0)
+    text = FREESWITCH_PBX + 'outbound_listen = "127.0.0.1:8084"\noutbound_budget = 0.5\n'
+    (pbx,) = load_config(write(tmp_path, text), environ={}).pbx
+    assert (pbx.outbound_listen, pbx.outbound_budget) == (("127.0.0.1", 8084), 0.5)
+    v6 = FREESWITCH_PBX + 'outbound_listen = "[::1]:8084"\noutbound_budget = 2\n'
+    (pbx,) = load_config(write(tmp_path, v6), environ={}).pbx
+    assert (pbx.outbound_listen, pbx.outbound_budget) == (("::1", 8084), 2.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            MINIMAL_PBX + 'outbound_listen = "127.0.0.1:8084"\n',
+            '[[pbx]] #1 "main" outbound_listen: only for type = "freeswitch" (the FreeSWITCH outbound '
+            'socket), not "asterisk"',
+        ),
+        (
+            MINIMAL_PBX + "outbound_budget = 1.0\n",
+            '[[pbx]] #1 "main" outbound_budget: only for type = "freeswitch"',
+        ),
+        (
+            FREESWITCH_PBX + 'outbound_listen = "8084"\n',
+            '[[pbx]] #1 "fs" outbound_listen: "8084" is not host:port (e.g. "127.0.0.1:8084", as in the '
+            "dialplan's socket app)",
+        ),
+        (FREESWITCH_PBX + "outbound_listen = 8084\n", "outbound_listen: 8084 is not host:port"),
+        (FREESWITCH_PBX + 'outbound_listen = "127.0.0.1:0"\n', 'outbound_listen: "127.0.0.1:0" is not'),
+        (
+            FREESWITCH_PBX + "outbound_budget = 0\n",
+            '[[pbx]] #1 "fs" outbound_budget: expected seconds, more than 0 and at most 10 (the call '
+            "waits that long at most), got 0",
+        ),
+        (FREESWITCH_PBX + "outbound_budget = 500\n", "outbound_budget: expected seconds, more than 0"),
+        (FREESWITCH_PBX + 'outbound_budget = "1"\n', "outbound_budget: expected seconds, more than 0"),
+        (FREESWITCH_PBX + "outbound_budget = true\n", "outbound_budget: expected seconds, more than 0"),
+        (
+            FREESWITCH_PBX + 'outbound_lisen = "x"\n',
+            'unknown key "outbound_lisen" (did you mean "outbound_listen"?)',
+        ),
+    ],
+)
+def test_outbound_socket_mistakes(tmp_path: Path, text: str, expected: str) -> None:
+    message = error_of(write(tmp_path, text))
+    assert message.startswith(f"{tmp_path}/pbxlink.toml: ")
+    assert expected in message
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -1,0 +1,108 @@
+"""The default caller lookup against a real SQLite call log: newest name seen, sticky agent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import peewee as pw
+import pytest
+
+from pbxlink.domain.calls import CallRecord, Transfer
+from pbxlink.domain.ports import CallerInfo, CallerLookup
+from pbxlink.services.caller_lookup import CallLogLookup
+from pbxlink.storage.calls import save_call
+from pbxlink.storage.database import connect
+from pbxlink.storage.migrations import migrate
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+NUMBER = "+15551234567"
+
+
+@pytest.fixture(autouse=True)
+def db(tmp_path: Path) -> Iterator[pw.Database]:
+    database = connect(f"sqlite:///{tmp_path}/pbxlink.db")
+    migrate(database)
+    yield database
+    database.close()
+
+
+_ids = iter(range(1_000_000))
+
+
+def call(minutes_ago: float, **fields: object) -> None:
+    """Save an ended call that started `minutes_ago`; inbound from NUMBER unless told otherwise."""
+    fields = {"direction": "inbound", "caller": NUMBER, "callee": "100", **fields}
+    started = NOW - timedelta(minutes=minutes_ago)
+    save_call(
+        CallRecord(
+            pbx="main",
+            call_id=f"c{next(_ids)}",
+            started_at=started,
+            ended_at=started + timedelta(minutes=1),
+            **fields,  # type: ignore[arg-type]
+        )
+    )
+
+
+def answered(agent: str, **fields: object) -> dict[str, object]:
+    return {"disposition": "answered", "agent": agent, "agents": [agent], **fields}
+
+
+def test_newest_name_and_last_agent() -> None:
+    call(300, caller_name="Jane Old", **answered("202"))
+    call(200, caller_name="Jane Doe", **answered("201"))
+    call(100, caller_name=None, disposition="missed", miss_reason="no_answer")
+    call(50, caller_name="  ", disposition="missed", miss_reason="abandoned")
+    lookup: CallerLookup = CallLogLookup()
+    assert lookup.lookup(NUMBER) == CallerInfo(name="Jane Doe", hint="201")
+
+
+def test_a_name_that_is_the_number_itself_is_no_name() -> None:
+    call(20, caller_name="Jane Doe")
+    call(10, caller_name="+1 555 123 4567")
+    assert CallLogLookup().lookup(NUMBER) == CallerInfo(name="Jane Doe")
+
+
+def test_the_same_number_in_any_format() -> None:
+    call(10, caller="5551234567", caller_name="Jane Doe", **answered("201"))
+    for asked in (NUMBER, "+1 (555) 123-4567", "15551234567", "5551234567"):
+        assert CallLogLookup().lookup(asked) == CallerInfo(name="Jane Doe", hint="201"), asked
+
+
+def test_outbound_calls_give_the_agent_but_not_the_name() -> None:
+    """On a call to the customer, caller_name is the agent's side: it does not name the customer."""
+    call(20, caller_name="Jane Doe", disposition="missed", miss_reason="no_answer")
+    call(10, direction="outbound", caller="203", caller_name="Agent Smith", callee=NUMBER, **answered("203"))
+    assert CallLogLookup().lookup(NUMBER) == CallerInfo(name="Jane Doe", hint="203")
+
+
+def test_the_agent_who_talked_last_after_a_transfer() -> None:
+    transferred = answered("201", agents=["201", "204"], transfers=[Transfer("201", "204", "blind")])
+    call(10, caller_name="Jane Doe", **transferred)
+    assert CallLogLookup().lookup(NUMBER) == CallerInfo(name="Jane Doe", hint="204")
+
+
+def test_unknown_number_and_extensions_are_not_found() -> None:
+    call(10, caller_name="Jane Doe", **answered("201"))
+    call(5, direction="internal", caller="201", caller_name="Agent 201", callee="202", **answered("202"))
+    assert CallLogLookup().lookup("+15559999999") is None
+    assert CallLogLookup().lookup("201") is None  # an internal caller: too short to look up
+    assert CallLogLookup().lookup("4567") is None  # too short: it would match the tail of many numbers
+    assert CallLogLookup().lookup("anonymous") is None
+
+
+def test_only_recent_history_counts() -> None:
+    call(60 * 24 * 200, caller_name="Jane Long Ago", **answered("209"))
+    assert CallLogLookup().lookup(NUMBER) is None
+    assert CallLogLookup(max_age=None).lookup(NUMBER) == CallerInfo(name="Jane Long Ago", hint="209")
+    assert CallLogLookup(max_age=timedelta(days=365)).lookup(NUMBER) == CallerInfo("Jane Long Ago", "209")
+
+
+def test_only_the_newest_calls_are_read() -> None:
+    call(30, caller_name="Jane Doe", **answered("201"))
+    for minutes in (20, 10):
+        call(minutes, disposition="missed", miss_reason="abandoned")
+    assert CallLogLookup(max_calls=2).lookup(NUMBER) is None
+    assert CallLogLookup(max_calls=3).lookup(NUMBER) == CallerInfo(name="Jane Doe", hint="201")
