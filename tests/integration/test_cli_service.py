@@ -71,12 +71,32 @@ def test_check_says_connection_refused(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_demo_serves_the_panel_and_records_calls(tmp_path: Path) -> None:
+def test_check_covers_freeswitch(tmp_path: Path) -> None:
+    from pbxlink.esl.simulator import EslSimulator
+    from pbxlink.esl.simulator import SimulatorThread as EslThread
+
+    with EslThread(EslSimulator(password="fs-secret")) as fs:
+        good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+        for path, secret in ((good, "fs-secret"), (bad, "wrong")):
+            path.write_text(
+                f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n'
+                f'[[pbx]]\nname = "fs"\ntype = "freeswitch"\nhost = "127.0.0.1"\nport = {fs.port}\n'
+                f'username = "pbxlink"\nsecret = "{secret}"\n'
+            )
+        ok, failed = check(good), check(bad)
+    assert ok.returncode == 0 and "FreeSWITCH Version 1.10.12" in ok.stdout, ok.stdout
+    assert failed.returncode == 1 and "FAIL" in failed.stdout and "wrong" not in failed.stdout
+
+
+@pytest.mark.parametrize("pbx", ["asterisk", "freeswitch"])
+def test_demo_serves_the_panel_and_records_calls(tmp_path: Path, pbx: str) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [
             PBXLINK,
             "demo",
+            "--pbx",
+            pbx,
             "--dir",
             str(tmp_path),
             "--listen",
@@ -118,6 +138,7 @@ def test_demo_serves_the_panel_and_records_calls(tmp_path: Path) -> None:
             timeout=30,
         )
         assert listed.returncode == 0 and json.loads(listed.stdout.splitlines()[0])["pbx"] == "demo"
+        assert f"simulated {'FreeSWITCH' if pbx == 'freeswitch' else 'Asterisk'}" in banner
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
