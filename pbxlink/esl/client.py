@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, NoReturn
 
 import gevent
 import gevent.event
@@ -181,20 +181,23 @@ class EslClient:
                 "connection refused — is FreeSWITCH running with mod_event_socket loaded, and do "
                 "listen-ip/listen-port in event_socket.conf.xml match [[pbx]] host/port?"
             )
-        if isinstance(exc, NotConnectedError):  # greenswitch's connect(): timed out, or closed before auth
-            reason = self._link.reason if self._link is not None else None
-            if "timed out" in str(exc):
-                reason = f"no TCP connection within {self.pbx.connect_timeout:g}s"
+        if isinstance(exc, NotConnectedError) and "timed out" in str(exc):  # greenswitch's connect()
             return (
-                f"{reason or 'FreeSWITCH closed the connection before auth'} — check [[pbx]] host/port, "
-                "the firewall, and listen-ip and apply-inbound-acl in event_socket.conf.xml"
+                f"no TCP connection within {self.pbx.connect_timeout:g}s — check [[pbx]] host/port, the "
+                "firewall, and listen-ip in event_socket.conf.xml"
+            )
+        if isinstance(exc, NotConnectedError):  # closed before auth: rejected, or gone
+            reason = self._link.reason if self._link is not None else None
+            return (
+                f"{reason or 'FreeSWITCH closed the connection before auth'} — allow pbxlink's address in "
+                "the ACL that event_socket.conf.xml `apply-inbound-acl` names"
             )
         if isinstance(exc, TimeoutError | ConnectionError | OSError | EslError):
             return str(exc) or type(exc).__name__
         log.exception("%s: unexpected failure; reconnecting", self.where)  # a bug must not end the link
         return repr(exc)
 
-    def _session(self) -> None:
+    def _session(self) -> NoReturn:
         """One connection, until it ends, always by an exception that says why."""
         link = EslLink(
             self.pbx.host,

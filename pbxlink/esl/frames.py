@@ -7,11 +7,12 @@ object (`event json`, the body under `_body`). Both become the same dict: url-de
 values, a repeated header (CHANNEL_HANGUP_COMPLETE's `Hangup-Cause`) as a list in wire
 order, the body under `_body`, so the tracker cannot tell which format was subscribed.
 
-greenswitch reads line by line, url-decodes the whole frame before splitting it (a `%0A`
-in a value cuts it), folds a body into the header above it, and dies on a frame it cannot
-parse. Here the stream is split on bytes, and a malformed frame (bad Content-Length,
-truncated body, garbage, invalid url-encoding) is logged and skipped, never fatal: the
-parser finds the next frame and goes on.
+greenswitch reads line by line and url-decodes a whole event before splitting it into lines
+(an SDP's `%0D%0A` comes back as `\n`, a decoded line with `: ` in it becomes a header of its
+own), folds a body into the header above it, and its reader dies on a frame it cannot parse.
+Here the stream is split on bytes, then each value decoded; a malformed frame (bad
+Content-Length, truncated body, garbage, invalid url-encoding) is logged and skipped, never
+fatal: the parser finds the next frame and goes on.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ _STARTS = (b"Content-Length: ", b"Content-Type: ")
 _KEY = re.compile(rb"[A-Za-z0-9_.:-]{1,128}")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _EVENT_TYPES = ("text/event-plain", "text/event-json")
+_EVENT_ENVELOPE = re.compile(rb"Content-Length: ([0-9]{1,9})\nContent-Type: text/event-(plain|json)\n\n")
 
 
 class Malformed(ValueError):
@@ -226,27 +228,32 @@ class FrameParser:
             if buf[pos] == 10:  # stray newline between frames
                 pos += 1
                 continue
-            end = buf.find(b"\n\n", pos)
-            if end < 0:
-                if size - pos > MAX_ENVELOPE:
-                    pos = self._resume(buf, pos, size, "no end of envelope")
+            event_envelope = _EVENT_ENVELOPE.match(buf, pos)  # the usual frame, read in one step
+            if event_envelope is not None and int(event_envelope[1]) <= MAX_FRAME:
+                envelope, n, start = None, int(event_envelope[1]), event_envelope.end()
+                kind = _EVENT_TYPES[event_envelope[2] == b"json"]
+            else:
+                end = buf.find(b"\n\n", pos)
+                if end < 0:
+                    if size - pos > MAX_ENVELOPE:
+                        pos = self._resume(buf, pos, size, "no end of envelope")
+                        continue
+                    break
+                envelope = self._envelope(buf, pos, end)
+                if envelope is None:
+                    pos = self._resume(buf, pos, end + 2, "garbage instead of a frame")
                     continue
-                break
-            envelope = self._envelope(buf, pos, end)
-            if envelope is None:
-                pos = self._resume(buf, pos, end + 2, "garbage instead of a frame")
-                continue
-            kind = envelope.get("Content-Type", "")
-            length = envelope.get("Content-Length")
-            n = 0
-            if length is not None:
-                try:
-                    n = _length(length)
-                except Malformed as exc:
-                    self._skip(str(exc), kind)
-                    pos = end + 2
-                    continue
-            start = end + 2
+                kind = envelope.get("Content-Type", "")
+                length = envelope.get("Content-Length")
+                n = 0
+                if length is not None:
+                    try:
+                        n = _length(length)
+                    except Malformed as exc:
+                        self._skip(str(exc), kind)
+                        pos = end + 2
+                        continue
+                start = end + 2
             if size < start + n:
                 self._need = start + n - pos  # the rest of the body is still on its way
                 break
@@ -270,6 +277,7 @@ class FrameParser:
                     pos = start + taken
                 out.append(event)
             else:
+                assert envelope is not None  # only events take the one-step envelope
                 out.append(Frame(kind, envelope, buf[start:pos]))
         rest = buf[pos:]
         self._chunks, self._size = [rest] if rest else [], len(rest)

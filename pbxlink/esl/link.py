@@ -198,10 +198,7 @@ class EslLink(InboundESL):
         elif kind == "auth/request":
             self._auth_request_event.set()
         elif kind == "text/rude-rejection":
-            self.reason = (
-                f"FreeSWITCH rejected the connection ({frame.text.strip()}) — allow pbxlink's address "
-                "in event_socket.conf.xml `apply-inbound-acl`"
-            )
+            self.reason = f"FreeSWITCH turned pbxlink's address away ({frame.text.strip()})"
         elif kind == "text/disconnect-notice":
             if frame.headers.get("Content-Disposition") != "linger":
                 self.reason = self.reason or f"FreeSWITCH disconnected: {frame.text.strip().splitlines()[0]}"

@@ -205,7 +205,7 @@ def test_bgapi_results_come_from_their_background_jobs(sim: SimulatorThread, run
 
 
 def test_a_background_job_without_result_times_out(sim: SimulatorThread) -> None:
-    sim.sim.call_speed = 1  # the agent's phone rings for a second at least
+    sim.call(setattr, sim.sim, "call_speed", 1)  # the agent's phone rings for a second at least
     tracker = FakeTracker()
     client = EslClient(config(sim.port), tracker, lambda e: None)
     client.start()
@@ -221,7 +221,9 @@ def test_a_background_job_without_result_times_out(sim: SimulatorThread) -> None
 def test_every_command_has_a_timeout_and_a_late_reply_keeps_replies_in_step(
     sim: SimulatorThread, run_client: Any
 ) -> None:
-    sim.sim.call_speed = 4  # `api originate` blocks until the agent answers: 0.25 s at least
+    sim.call(
+        setattr, sim.sim, "call_speed", 4
+    )  # `api originate` blocks until the agent answers: 0.25 s at least
     client, _ = run_client(sim, pbx={"ping_interval": 5})
     start = time.monotonic()
     with pytest.raises(TimeoutError):
@@ -231,7 +233,7 @@ def test_every_command_has_a_timeout_and_a_late_reply_keeps_replies_in_step(
 
 
 def test_pending_commands_fail_at_once_when_the_link_drops(sim: SimulatorThread, run_client: Any) -> None:
-    sim.sim.call_speed = 1
+    sim.call(setattr, sim.sim, "call_speed", 1)
     client, tracker = run_client(sim, pbx={"ping_interval": 5})
     job = client.bgapi("originate user/204 &bridge(user/+15557654321)")
     outcome: list[BaseException] = []
@@ -392,6 +394,40 @@ def test_the_adapter_restores_publishes_and_steers(
         assert f"pbxlink_tag={handle.tag}}}user/202 +15557654321 XML default" in sent
     finally:
         adapter.stop()
+
+
+@pytest.fixture
+def acl_denied() -> Iterator[int]:
+    """A port that answers as FreeSWITCH does an address its inbound ACL denies."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            text = b"Access Denied, go away.\n"
+            conn.sendall(b"Content-Type: text/rude-rejection\nContent-Length: %d\n\n" % len(text) + text)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_an_address_the_acl_denies_is_said_with_the_fix(acl_denied: int) -> None:
+    client = EslClient(config(acl_denied), FakeTracker(), lambda e: None)
+    client.start()
+    try:
+        until(lambda: client.status().last_error)
+        error = client.status().last_error or ""
+        assert "turned pbxlink's address away (Access Denied, go away.)" in error
+        assert "apply-inbound-acl" in error
+    finally:
+        client.stop()
+    failed = [r for r in check_freeswitch(config(acl_denied), timeout=2) if not r.ok]
+    assert [r.what for r in failed] == ["fs: ESL access"] and "apply-inbound-acl" in failed[0].detail
 
 
 def test_check_ok(sim: SimulatorThread) -> None:
