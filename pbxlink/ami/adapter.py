@@ -13,11 +13,12 @@ import threading
 from collections.abc import Callable, Mapping
 
 from pbxlink.ami.channels import agent_map
-from pbxlink.ami.client import AmiClient, LinkStatus
+from pbxlink.ami.client import AmiClient
 from pbxlink.ami.control import AmiControl
 from pbxlink.ami.tracker import AmiTracker
 from pbxlink.config import PbxConfig
 from pbxlink.domain.calls import CallEvent, CallRecord
+from pbxlink.domain.ports import LinkStatus
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from panoramisk.actions import Action
 from panoramisk.manager import Manager
@@ -26,25 +25,9 @@ from panoramisk.manager import Manager
 from pbxlink.ami.protocol import AmiProtocol, Frame, Interest
 from pbxlink.config import PbxConfig
 from pbxlink.domain.calls import CallEvent
+from pbxlink.domain.ports import LinkStatus, Tracker
 
 log = logging.getLogger(__name__)
-
-
-class Tracker(Protocol):
-    """What the client needs of the call tracker (pbxlink.ami.tracker.AmiTracker).
-
-    A tracker may also declare `interest` (see pbxlink.ami.protocol.Interest): the events
-    it consumes. Then every other event is counted and dropped unparsed, the main saving
-    on a busy PBX.
-    """
-
-    def feed(self, event: Mapping[str, str | list[str]], at: datetime) -> list[CallEvent]: ...
-
-    def link_lost(self, at: datetime) -> None: ...
-
-    def resync(
-        self, channels: Sequence[Mapping[str, str]], at: datetime, pbx_started_at: datetime | None
-    ) -> list[CallEvent]: ...
 
 
 class AmiError(Exception):
@@ -53,17 +36,6 @@ class AmiError(Exception):
 
 class AuthError(AmiError):
     pass
-
-
-@dataclass(frozen=True)
-class LinkStatus:
-    """For the panel: is the link up, since when, how lively, how often it came back."""
-
-    connected: bool
-    since: datetime | None
-    last_event_at: datetime | None
-    reconnects: int
-    last_error: str | None
 
 
 class AmiClient:

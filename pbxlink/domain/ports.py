@@ -5,8 +5,9 @@ Adapters implement them; services accept them; tests hand in fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from pbxlink.domain.calls import CallEvent
@@ -91,3 +92,30 @@ class CallerLookup(Protocol):
     """
 
     def lookup(self, number: str) -> CallerInfo | None: ...
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    """For the panel: is the link up, since when, how lively, how often it came back."""
+
+    connected: bool
+    since: datetime | None
+    last_event_at: datetime | None
+    reconnects: int
+    last_error: str | None
+
+
+class Tracker(Protocol):
+    """What a PBX client needs of its call tracker (AmiTracker, EslTracker).
+
+    A tracker may also declare what it consumes (AMI `interest`, ESL `event_names`): every
+    other event is then dropped unparsed or never subscribed to, the main saving on a busy PBX.
+    """
+
+    def feed(self, event: Mapping[str, str | list[str]], at: datetime) -> list[CallEvent]: ...
+
+    def link_lost(self, at: datetime) -> None: ...
+
+    def resync(
+        self, channels: Sequence[Mapping[str, str]], at: datetime, pbx_started_at: datetime | None
+    ) -> list[CallEvent]: ...

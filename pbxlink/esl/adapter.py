@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from pbxlink.ami.client import LinkStatus
 from pbxlink.config import PbxConfig
 from pbxlink.domain.calls import CallEvent, CallRecord
+from pbxlink.domain.ports import LinkStatus
 from pbxlink.esl.channels import agent_map
 from pbxlink.esl.client import EslClient, EventFormat
 from pbxlink.esl.control import EslControl

@@ -32,9 +32,9 @@ import gevent
 import gevent.event
 from greenswitch.esl import NotConnectedError
 
-from pbxlink.ami.client import LinkStatus, Tracker
 from pbxlink.config import PbxConfig
 from pbxlink.domain.calls import CallEvent
+from pbxlink.domain.ports import LinkStatus, Tracker
 from pbxlink.esl.feed import EventFeed, subscription
 from pbxlink.esl.frames import Event
 from pbxlink.esl.hub import HubThread

@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
-from pbxlink.ami.client import Tracker
 from pbxlink.domain.calls import CallEvent
+from pbxlink.domain.ports import Tracker
 from pbxlink.esl.frames import Event
 
 log = logging.getLogger(__name__)
