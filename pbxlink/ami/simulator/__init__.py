@@ -7,6 +7,6 @@ tests and the benchmark run pbxlink against it; `python -m pbxlink.ami.simulator
 """
 
 from pbxlink.ami.simulator.server import AmiSimulator
-from pbxlink.ami.simulator.thread import SimulatorThread
+from pbxlink.simulation.thread import SimulatorThread
 
 __all__ = ["AmiSimulator", "SimulatorThread"]

@@ -23,8 +23,8 @@ from pbxlink.ami.simulator.flow import CallTimeline
 from pbxlink.ami.simulator.player import Player
 from pbxlink.ami.simulator.session import Session
 from pbxlink.ami.simulator.synthetic import SyntheticPbx, split_chunks
-from pbxlink.ami.simulator.thread import SimulatorThread
 from pbxlink.ami.simulator.wire import Headers, WireEvent, parse_classes
+from pbxlink.simulation.thread import SimulatorThread
 
 __all__ = ["AmiSimulator", "SimulatorThread"]
 

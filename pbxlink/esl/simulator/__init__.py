@@ -9,6 +9,6 @@ It replays the real captures (`capture`, `player`) or generates call traffic on 
 """
 
 from pbxlink.esl.simulator.server import EslSimulator
-from pbxlink.esl.simulator.thread import SimulatorThread
+from pbxlink.simulation.thread import SimulatorThread
 
 __all__ = ["EslSimulator", "SimulatorThread"]

@@ -28,7 +28,7 @@ from pbxlink.esl.simulator.session import Session
 from pbxlink.esl.simulator.stamp import Switch, base_headers, restamp
 from pbxlink.esl.simulator.switchboard import Switchboard
 from pbxlink.esl.simulator.synthetic import SyntheticPbx, split_chunks
-from pbxlink.esl.simulator.thread import SimulatorThread
+from pbxlink.simulation.thread import SimulatorThread
 
 __all__ = ["EslSimulator", "SimulatorThread"]
 

@@ -1,7 +1,7 @@
-"""Running the ESL simulator on its own loop in a background thread, for synchronous tests.
+"""Running a PBX simulator (AMI or ESL) on its own loop in a background thread, for synchronous tests.
 
-Every method hops onto the simulator's loop and waits for the result, so a test (or greenswitch
-in its own thread with its own hub) can inject faults without sharing a loop.
+Every method hops onto the simulator's loop and waits for the result, so a test (or a client
+on its own loop or gevent hub in another thread) can inject faults without sharing a loop.
 """
 
 from __future__ import annotations
@@ -11,16 +11,31 @@ import concurrent.futures
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from pbxlink.esl.simulator.server import EslSimulator
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
 
+class Simulator(Protocol):
+    """What both simulators offer: a listening server with its faults, replays and traffic."""
+
+    host: str
+    port: int
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def restart(self) -> None: ...
+    async def play_capture(self, path: str | Path, speed: float = 1.0) -> int: ...
+    def drop_connections(self) -> None: ...
+    def go_silent(self) -> None: ...
+    def resume(self) -> None: ...
+    def inject(self, raw: bytes) -> None: ...
+    def start_traffic(self, calls_per_minute: float) -> None: ...
+    def stop_traffic(self) -> None: ...
+
+
 class SimulatorThread:
-    def __init__(self, sim: EslSimulator, timeout: float = 10.0) -> None:
+    def __init__(self, sim: Simulator, timeout: float = 10.0) -> None:
         self.sim, self.timeout = sim, timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -36,7 +51,9 @@ class SimulatorThread:
     def start(self) -> tuple[str, int]:
         """Start listening in a daemon thread; returns (host, port) once connections are accepted."""
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._main, args=(ready,), name="esl-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._main, args=(ready,), name=f"{type(self.sim).__name__}", daemon=True
+        )
         self._thread.start()
         ready.result(self.timeout)
         return self.host, self.port
