@@ -40,9 +40,10 @@ from panoramisk import Manager
 from pbxlink.ami.client import EventFeed, interest_of
 from pbxlink.ami.protocol import AmiProtocol, Frame
 from pbxlink.ami.simulator import AmiSimulator, SimulatorThread
-from pbxlink.ami.simulator.synthetic import CALLER_NAMES, BulkStream, SyntheticPbx, render_bulk
+from pbxlink.ami.simulator.synthetic import CALLER_NAMES, SyntheticPbx, render_bulk
 from pbxlink.ami.tracker import AmiTracker
 from pbxlink.domain.calls import CallEnded, CallEvent
+from pbxlink.simulation.timeline import BulkStream
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -42,8 +42,9 @@ from pbxlink.esl.frames import Event
 from pbxlink.esl.link import EslLink
 from pbxlink.esl.simulator import EslSimulator
 from pbxlink.esl.simulator import server as simulator_server
-from pbxlink.esl.simulator.synthetic import CALLER_NAMES, BulkStream, render_bulk
+from pbxlink.esl.simulator.synthetic import CALLER_NAMES, render_bulk
 from pbxlink.esl.tracker import EslTracker
+from pbxlink.simulation.timeline import BulkStream
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -25,8 +25,8 @@ from pbxlink.esl.check import check_freeswitch
 from pbxlink.esl.client import EslClient
 from pbxlink.esl.link import EslLink
 from pbxlink.esl.simulator import EslSimulator, SimulatorThread
-from pbxlink.esl.simulator.flow import CallTimeline
 from pbxlink.esl.simulator.synthetic import SyntheticPbx
+from pbxlink.simulation.timeline import CallTimeline
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "freeswitch"
 PASSWORD = "s3cret"

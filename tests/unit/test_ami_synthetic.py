@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from pbxlink.ami.simulator.capture import Capture
-from pbxlink.ami.simulator.synthetic import CallTimeline, SyntheticPbx, TrafficMix, render_bulk, split_chunks
+from pbxlink.ami.simulator.synthetic import SyntheticPbx, TrafficMix, render_bulk
 from pbxlink.ami.simulator.wire import Headers, WireEvent, encode, event_mask, parse_classes
+from pbxlink.simulation.timeline import CallTimeline, split_chunks
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "asterisk"
 FRAME = re.compile(rb"Event: [A-Za-z]+\r\nPrivilege: [a-z]+,all\r\n(?:[A-Za-z0-9-]+: [^\r\n]*\r\n)*\r\n")

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pbxlink.ami.simulator.synthetic import SyntheticPbx, merge
+from pbxlink.ami.simulator.synthetic import SyntheticPbx
 from pbxlink.ami.tracker import AmiTracker
 from pbxlink.domain.calls import CallEnded
+from pbxlink.simulation.timeline import merge
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

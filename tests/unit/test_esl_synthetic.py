@@ -11,8 +11,9 @@ import pytest
 
 from pbxlink.esl.simulator.capture import Capture
 from pbxlink.esl.simulator.event import EslEvent
-from pbxlink.esl.simulator.synthetic import CallTimeline, SyntheticPbx, TrafficMix, render_bulk, split_chunks
+from pbxlink.esl.simulator.synthetic import SyntheticPbx, TrafficMix, render_bulk
 from pbxlink.esl.simulator.wire import FrameReader
+from pbxlink.simulation.timeline import CallTimeline, split_chunks
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "freeswitch"
 PLAIN_LINE = re.compile(rb"[A-Za-z0-9_-]+: [\x21-\x7e]*\n")

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from pbxlink.domain.calls import CallEnded
-from pbxlink.esl.simulator.synthetic import SyntheticPbx, merge
+from pbxlink.esl.simulator.synthetic import SyntheticPbx
 from pbxlink.esl.tracker import EslTracker
+from pbxlink.simulation.timeline import merge
 
 
 def as_dict(headers: list[tuple[str, str]]) -> dict[str, str | list[str]]:

@@ -7,49 +7,10 @@ HangupRequest is on the leg whose party hung up, the other leg gets a SoftHangup
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from pbxlink.ami.simulator.builder import CallBuilder, Channel
-from pbxlink.ami.simulator.wire import Headers
-
-
-@dataclass(frozen=True)
-class ExpectedCall:
-    """What a tracker must derive from a generated call (names as in pbxlink.domain.calls.CallRecord)."""
-
-    call_id: str
-    direction: str
-    caller: str
-    caller_name: str | None
-    callee: str
-    agent: str | None
-    agents: list[str]
-    queue: str | None
-    disposition: str  # answered / missed
-    miss_reason: str | None  # no_answer / busy / abandoned
-    hangup_by: str | None  # customer / agent / system; None while the call is up
-    wait_seconds: float
-    talk_seconds: float | None  # None while the call is up
-    recording: str | None
-    started_at: float
-    ended: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class CallTimeline:
-    """One call: `events` are (seconds since `start`, headers); `expected` is its outcome."""
-
-    start: float
-    events: list[tuple[float, Headers]]
-    expected: ExpectedCall
-
-    @property
-    def call_id(self) -> str:
-        return self.expected.call_id
+from pbxlink.simulation.timeline import ExpectedCall
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from pbxlink.ami.simulator.capture import Capture
-from pbxlink.ami.simulator.flow import CallTimeline
 from pbxlink.ami.simulator.wire import WireEvent
+from pbxlink.simulation.timeline import CallTimeline
 
 log = logging.getLogger("pbxlink.ami.simulator")
 Emit = Callable[[WireEvent, float], None]

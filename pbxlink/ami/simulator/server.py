@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from pbxlink.ami.simulator.channels import ChannelTable, hangup_events
-from pbxlink.ami.simulator.flow import CallTimeline
 from pbxlink.ami.simulator.player import Player
 from pbxlink.ami.simulator.session import Session
-from pbxlink.ami.simulator.synthetic import SyntheticPbx, split_chunks
+from pbxlink.ami.simulator.synthetic import SyntheticPbx
 from pbxlink.ami.simulator.wire import Headers, WireEvent, parse_classes
 from pbxlink.simulation.thread import SimulatorThread
+from pbxlink.simulation.timeline import CallTimeline, split_chunks
 
 __all__ = ["AmiSimulator", "SimulatorThread"]
 

@@ -8,20 +8,20 @@ timelines run live in the simulator (overlapping, on the loop) or are pre-render
 
 from __future__ import annotations
 
-import heapq
 import random
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 from pbxlink.ami.simulator.builder import CallBuilder, Ids
-from pbxlink.ami.simulator.flow import Answer, Caller, CallTimeline, ExpectedCall, Site
+from pbxlink.ami.simulator.flow import Answer, Caller, Site
 from pbxlink.ami.simulator.scenarios import click_to_call, direct_call, queue_call
 from pbxlink.ami.simulator.wire import Headers, encode, format_timestamp
+from pbxlink.simulation.timeline import BulkStream, CallTimeline, ExpectedCall, merge
 
-__all__ = ["BulkStream", "CallTimeline", "ExpectedCall", "SyntheticPbx", "TrafficMix", "merge", "render_bulk"]
+__all__ = ["SyntheticPbx", "TrafficMix", "render_bulk"]
 
 #: Caller names, several with multibyte UTF-8 so it shows up on the wire.
 CALLER_NAMES = (
@@ -179,22 +179,6 @@ class SyntheticPbx:
         return round(self.rng.uniform(*bounds), 3)
 
 
-def merge(timelines: Iterable[CallTimeline]) -> list[tuple[float, Headers]]:
-    """Every event of overlapping calls in time order, with absolute (epoch) times."""
-    return list(heapq.merge(*map(_absolute, timelines), key=lambda item: item[0]))
-
-
-def _absolute(timeline: CallTimeline) -> Iterator[tuple[float, Headers]]:
-    return ((timeline.start + offset, headers) for offset, headers in timeline.events)
-
-
-@dataclass(frozen=True)
-class BulkStream:
-    blob: bytes
-    events: int
-    calls: list[ExpectedCall]
-
-
 def render_bulk(
     events: int,
     *,
@@ -226,21 +210,3 @@ def _frame(headers: Headers, timestamp: float | None) -> bytes:
         return encode(headers)
     stamp = ("Timestamp", format_timestamp(timestamp))
     return encode([headers[0], headers[1], stamp, *headers[2:]])
-
-
-def split_chunks(blob: bytes, max_chunk: int = 65536, seed: int = 0) -> list[bytes]:
-    """Cut `blob` at arbitrary byte positions, and on purpose inside multibyte UTF-8 characters.
-
-    A reader that decodes each chunk on its own loses those characters: the test of that.
-    """
-    rng = random.Random(seed)
-    cuts = {len(blob)}
-    position = 0
-    while position < len(blob):
-        position += rng.randint(1, max_chunk)
-        cuts.add(min(position, len(blob)))
-    for n, lead in enumerate(re.finditer(rb"[\xc2-\xf4]", blob)):
-        if n % 7 == 0:
-            cuts.add(lead.start() + 1)
-    bounds = sorted(cuts)
-    return [blob[a:b] for a, b in zip([0, *bounds[:-1]], bounds, strict=True)]

@@ -6,49 +6,7 @@ ExpectedCall), so the same assertions run over both adapters.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
-from pbxlink.esl.simulator.event import EslEvent
-
-
-@dataclass(frozen=True)
-class ExpectedCall:
-    """What a tracker must derive from a generated call (names as in pbxlink.domain.calls.CallRecord)."""
-
-    call_id: str  # the customer leg's (or, for click-to-call, the agent leg's) Unique-ID
-    direction: str
-    caller: str
-    caller_name: str | None
-    callee: str | None
-    agent: str | None
-    agents: list[str]
-    queue: str | None
-    disposition: str  # answered / missed
-    miss_reason: str | None  # no_answer / busy / abandoned
-    hangup_by: str | None  # customer / agent / system; None while the call is up
-    wait_seconds: float
-    talk_seconds: float | None  # None while the call is up
-    recording: str | None
-    started_at: float
-    ended: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class CallTimeline:
-    """One call: `events` are (seconds since `start`, event); `expected` is its outcome."""
-
-    start: float
-    events: list[tuple[float, EslEvent]]
-    expected: ExpectedCall
-    uuids: frozenset[str]  # every channel of the call, so a hangup from outside can stop the rest
-
-    @property
-    def call_id(self) -> str:
-        return self.expected.call_id
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pbxlink.esl.simulator import scenarios, sofia
 from pbxlink.esl.simulator.channels import LiveChannel
-from pbxlink.esl.simulator.flow import Answer, ExpectedCall, Site
+from pbxlink.esl.simulator.flow import Answer, Site
 from pbxlink.esl.simulator.legs import CallBuilder, Leg
+from pbxlink.simulation.timeline import ExpectedCall
 
 
 def click_to_call(

@@ -16,8 +16,8 @@ from typing import Any
 
 from pbxlink.esl.simulator.capture import Capture
 from pbxlink.esl.simulator.event import EslEvent
-from pbxlink.esl.simulator.flow import CallTimeline
 from pbxlink.esl.simulator.stamp import event_time, shift
+from pbxlink.simulation.timeline import CallTimeline
 
 log = logging.getLogger("pbxlink.esl.simulator")
 Emit = Callable[[EslEvent], None]

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from pbxlink.esl.simulator import callcenter as cc
 from pbxlink.esl.simulator import sofia
-from pbxlink.esl.simulator.flow import Answer, Caller, ExpectedCall, Site
+from pbxlink.esl.simulator.flow import Answer, Caller, Site
 from pbxlink.esl.simulator.legs import CallBuilder, Leg
+from pbxlink.simulation.timeline import ExpectedCall
 
 NO_ANSWER_TIMEOUT = 20.0  # call_timeout=20, as the sip capture's dialplan sets it
 LEG_TIMEOUT = 15.0  # the queue's agent contact: [leg_timeout=15]

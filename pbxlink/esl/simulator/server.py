@@ -21,14 +21,14 @@ from typing import Any
 
 from pbxlink.esl.simulator.channels import ChannelTable
 from pbxlink.esl.simulator.event import EslEvent
-from pbxlink.esl.simulator.flow import CallTimeline
 from pbxlink.esl.simulator.originate import USAGE, parse_originate
 from pbxlink.esl.simulator.player import Player
 from pbxlink.esl.simulator.session import Session
 from pbxlink.esl.simulator.stamp import Switch, base_headers, restamp
 from pbxlink.esl.simulator.switchboard import Switchboard
-from pbxlink.esl.simulator.synthetic import SyntheticPbx, split_chunks
+from pbxlink.esl.simulator.synthetic import SyntheticPbx
 from pbxlink.simulation.thread import SimulatorThread
+from pbxlink.simulation.timeline import CallTimeline, split_chunks
 
 __all__ = ["EslSimulator", "SimulatorThread"]
 

@@ -15,12 +15,12 @@ from pbxlink.esl.simulator import originated
 from pbxlink.esl.simulator.api import VERSION, up_time
 from pbxlink.esl.simulator.channels import ChannelTable, LiveChannel
 from pbxlink.esl.simulator.event import EslEvent, Value
-from pbxlink.esl.simulator.flow import CallTimeline
 from pbxlink.esl.simulator.kill import hangup_events
 from pbxlink.esl.simulator.legs import CallBuilder
 from pbxlink.esl.simulator.player import Player
 from pbxlink.esl.simulator.stamp import Switch, base_headers
 from pbxlink.esl.simulator.synthetic import SyntheticPbx
+from pbxlink.simulation.timeline import CallTimeline
 
 
 class Switchboard:

@@ -9,22 +9,20 @@ bytes (`render_bulk`) for the benchmark.
 
 from __future__ import annotations
 
-import heapq
 import random
-import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 from pbxlink.esl.simulator import originated, scenarios
-from pbxlink.esl.simulator.event import EslEvent
-from pbxlink.esl.simulator.flow import Answer, Caller, CallTimeline, ExpectedCall, Site
+from pbxlink.esl.simulator.flow import Answer, Caller, Site
 from pbxlink.esl.simulator.legs import CallBuilder, Ids
 from pbxlink.esl.simulator.stamp import Switch, restamp
+from pbxlink.simulation.timeline import BulkStream, CallTimeline, ExpectedCall, merge
 
-__all__ = ["BulkStream", "CallTimeline", "ExpectedCall", "SyntheticPbx", "TrafficMix", "merge", "render_bulk"]
+__all__ = ["SyntheticPbx", "TrafficMix", "render_bulk"]
 
 #: Caller names, several with multibyte UTF-8 so it shows up (url-encoded) on the wire.
 CALLER_NAMES = (
@@ -174,22 +172,6 @@ class SyntheticPbx:
         return round(self.rng.uniform(*bounds), 3)
 
 
-def merge(timelines: Iterable[CallTimeline]) -> list[tuple[float, EslEvent]]:
-    """Every event of overlapping calls in time order, with absolute (epoch) times."""
-    return list(heapq.merge(*map(_absolute, timelines), key=lambda item: item[0]))
-
-
-def _absolute(timeline: CallTimeline) -> Iterator[tuple[float, EslEvent]]:
-    return ((timeline.start + offset, event) for offset, event in timeline.events)
-
-
-@dataclass(frozen=True)
-class BulkStream:
-    blob: bytes
-    events: int
-    calls: list[ExpectedCall]
-
-
 def render_bulk(
     events: int, *, agents: int = 20, seed: int = 0, fmt: str = "plain", calls_per_minute: float = 600.0
 ) -> BulkStream:
@@ -205,22 +187,3 @@ def render_bulk(
     core = pbx.switch.core_uuid
     parts = [restamp(event, core, n).render(fmt) for n, (_, event) in enumerate(merge(timelines), start=1)]
     return BulkStream(b"".join(parts), count, [tl.expected for tl in timelines])
-
-
-def split_chunks(blob: bytes, max_chunk: int = 65536, seed: int = 0) -> list[bytes]:
-    """Cut `blob` at arbitrary byte positions, and on purpose inside multibyte UTF-8 characters and `%XX`.
-
-    A reader that decodes each chunk on its own loses those characters: the test of that. Json
-    frames carry them raw; plain frames url-encode them, so there the cuts land inside the escapes.
-    """
-    rng = random.Random(seed)
-    cuts = {len(blob)}
-    position = 0
-    while position < len(blob):
-        position += rng.randint(1, max_chunk)
-        cuts.add(min(position, len(blob)))
-    for n, lead in enumerate(re.finditer(rb"[\xc2-\xf4]|%[0-9A-F]{2}", blob)):
-        if n % 7 == 0:
-            cuts.add(lead.start() + 1)
-    bounds = sorted(cuts)
-    return [blob[a:b] for a, b in zip([0, *bounds[:-1]], bounds, strict=True)]
