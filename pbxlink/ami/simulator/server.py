@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +21,15 @@ from pbxlink.ami.simulator.player import Player
 from pbxlink.ami.simulator.session import Session
 from pbxlink.ami.simulator.synthetic import SyntheticPbx
 from pbxlink.ami.simulator.wire import Headers, WireEvent, parse_classes
+from pbxlink.simulation.server import SimulatorServer
 from pbxlink.simulation.thread import SimulatorThread
-from pbxlink.simulation.timeline import CallTimeline, split_chunks
 
 __all__ = ["AmiSimulator", "SimulatorThread"]
 
 log = logging.getLogger("pbxlink.ami.simulator")
 
 
-class AmiSimulator:
+class AmiSimulator(SimulatorServer):
     """The server. Fault methods run on its loop; from another thread go through SimulatorThread."""
 
     def __init__(
@@ -92,13 +90,6 @@ class AmiSimulator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def __aenter__(self) -> AmiSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     def uptime(self) -> int:
         return int(time.time() - self.started)
 
@@ -120,9 +111,9 @@ class AmiSimulator:
         log.info("%s:%d logged in as %s", *session.peer, session.username)
         self.broadcast(session.successful_auth())
         if self.replay is not None and self.auto_replay is None:
-            self.auto_replay = self._spawn(self.play_capture(self.replay, self.replay_speed))
+            self.auto_replay = self.spawn(self.play_capture(self.replay, self.replay_speed))
         if self.bulk is not None:
-            self._spawn(self._blast(session, self.bulk))
+            self.spawn(self._blast(session, self.bulk))
 
     # --- scenarios --------------------------------------------------------------------------
 
@@ -134,29 +125,6 @@ class AmiSimulator:
         timestampevents is off).
         """
         return await self.player.play_capture(path, speed)
-
-    async def play_timelines(self, timelines: Iterable[CallTimeline], speed: float = 1.0) -> None:
-        """Run generated calls, each starting at its `start` relative to the first, until all end."""
-        timelines = list(timelines)
-        if not timelines:
-            return
-        base = min(tl.start for tl in timelines)
-        scale = 0.0 if speed in (0, math.inf) else 1.0 / speed
-        tasks = [self._spawn(self.player.run_call(tl, speed, (tl.start - base) * scale)) for tl in timelines]
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def start_traffic(self, calls_per_minute: float) -> None:
-        """Generated calls arriving at `calls_per_minute` (Poisson) until stop_traffic."""
-        self.stop_traffic()
-        self._traffic = (self._spawn(self._traffic_loop(calls_per_minute)), calls_per_minute)
-        log.info(
-            "synthetic traffic: %s calls/min over %d agents", calls_per_minute, len(self.synthetic.agents)
-        )
-
-    def stop_traffic(self) -> None:
-        if self._traffic:
-            self._traffic[0].cancel()
-            self._traffic = None
 
     def originate(
         self, channel: str, exten: str, *, context: str, callerid: str, action_id: str
@@ -175,7 +143,7 @@ class AmiSimulator:
         timeline = self.synthetic.originate(
             channel, exten, time.time(), context=context, callerid=callerid, action_id=action_id
         )
-        task = self._spawn(self.player.run_call(timeline, self.call_speed, 0.0, on_emit))
+        task = self.spawn(self.player.run_call(timeline, self.call_speed, 0.0, on_emit))
         task.add_done_callback(settle)  # never leave a non-Async Originate waiting
         return answered
 
@@ -198,27 +166,6 @@ class AmiSimulator:
             )
 
     # --- faults -----------------------------------------------------------------------------
-
-    def drop_connections(self) -> None:
-        """Close every client socket abruptly."""
-        log.info("fault: dropping %d connections", len(self._sessions))
-        for session in list(self._sessions):
-            session.abort()
-
-    def go_silent(self) -> None:
-        """Send nothing at all (events, responses, Pong) while keeping sockets open: a hung Asterisk."""
-        log.info("fault: silent")
-        self.silent = True
-
-    def resume(self) -> None:
-        log.info("fault: resumed")
-        self.silent = False
-
-    def inject(self, raw: bytes) -> None:
-        """Write raw bytes (garbage, truncated frames, invalid UTF-8, huge events) to every client."""
-        log.info("fault: injecting %d bytes", len(raw))
-        for session in list(self._sessions):
-            session.write_raw(raw)
 
     async def restart(self) -> None:
         """A PBX restart, as its clients live it.
@@ -252,35 +199,5 @@ class AmiSimulator:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = Session(self, reader, writer)
-        self._sessions.add(session)
-        log.info("%s:%d connected", *session.peer)
-        try:
-            await session.run()
-        finally:
-            self._sessions.discard(session)
-            log.info("%s:%d disconnected", *session.peer)
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _traffic_loop(self, calls_per_minute: float) -> None:
-        """Arrivals on the calls' own clock (sped up by `call_speed`), so agents free up in step."""
-        at = time.time()
-        while True:
-            call = self.synthetic.next_call(at)
-            log.debug("call %s: %s", call.call_id, call.expected)
-            self._spawn(self.player.run_call(call, self.call_speed))
-            gap = self.synthetic.rng.expovariate(calls_per_minute / 60.0)
-            at += gap
-            await asyncio.sleep(gap / self.call_speed)
-
-    async def _blast(self, session: Session, blob: bytes) -> None:
-        log.info("bulk: sending %d bytes to %s:%d", len(blob), *session.peer)
-        await session.blast(split_chunks(blob, self.bulk_chunk))
-        if self.bulk_close:
-            session.close()
+    def _new_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Session:
+        return Session(self, reader, writer)

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,16 @@ from pbxlink.esl.simulator.session import Session
 from pbxlink.esl.simulator.stamp import Switch, base_headers, restamp
 from pbxlink.esl.simulator.switchboard import Switchboard
 from pbxlink.esl.simulator.synthetic import SyntheticPbx
+from pbxlink.simulation.server import SimulatorServer
 from pbxlink.simulation.thread import SimulatorThread
-from pbxlink.simulation.timeline import CallTimeline, split_chunks
+from pbxlink.simulation.timeline import CallTimeline
 
 __all__ = ["EslSimulator", "SimulatorThread"]
 
 log = logging.getLogger("pbxlink.esl.simulator")
 
 
-class EslSimulator(Switchboard):
+class EslSimulator(Switchboard, SimulatorServer):
     """The server. Fault methods run on its loop; from another thread go through SimulatorThread."""
 
     def __init__(
@@ -102,13 +102,6 @@ class EslSimulator(Switchboard):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def __aenter__(self) -> EslSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     def uptime(self) -> float:
         return time.time() - self.started
 
@@ -145,29 +138,6 @@ class EslSimulator(Switchboard):
         """
         return await self.player.play_capture(path, speed)
 
-    async def play_timelines(self, timelines: Iterable[CallTimeline], speed: float = 1.0) -> None:
-        """Run generated calls, each starting at its `start` relative to the first, until all end."""
-        timelines = list(timelines)
-        if not timelines:
-            return
-        base = min(tl.start for tl in timelines)
-        scale = 0.0 if speed in (0, math.inf) else 1.0 / speed
-        tasks = [self.spawn(self.player.run_call(tl, speed, (tl.start - base) * scale)) for tl in timelines]
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def start_traffic(self, calls_per_minute: float) -> None:
-        """Generated calls arriving at `calls_per_minute` (Poisson) until stop_traffic."""
-        self.stop_traffic()
-        self._traffic = (self.spawn(self._traffic_loop(calls_per_minute)), calls_per_minute)
-        log.info(
-            "synthetic traffic: %s calls/min over %d agents", calls_per_minute, len(self.synthetic.agents)
-        )
-
-    def stop_traffic(self) -> None:
-        if self._traffic:
-            self._traffic[0].cancel()
-            self._traffic = None
-
     def spawn_call(self, timeline: CallTimeline) -> None:
         self.spawn(self.player.run_call(timeline, self.call_speed))
 
@@ -200,27 +170,6 @@ class EslSimulator(Switchboard):
         return await result
 
     # --- faults -----------------------------------------------------------------------------
-
-    def drop_connections(self) -> None:
-        """Close every client socket abruptly."""
-        log.info("fault: dropping %d connections", len(self._sessions))
-        for session in list(self._sessions):
-            session.abort()
-
-    def go_silent(self) -> None:
-        """Send nothing at all (events, replies, heartbeats) while keeping sockets open: a hung switch."""
-        log.info("fault: silent")
-        self.silent = True
-
-    def resume(self) -> None:
-        log.info("fault: resumed")
-        self.silent = False
-
-    def inject(self, raw: bytes) -> None:
-        """Write raw bytes (garbage, truncated frames, bad url-encoding, huge events) to every client."""
-        log.info("fault: injecting %d bytes", len(raw))
-        for session in list(self._sessions):
-            session.write_raw(raw)
 
     async def restart(self) -> None:
         """A FreeSWITCH restart, as its clients live it.
@@ -260,35 +209,5 @@ class EslSimulator(Switchboard):
         if self.heartbeat > 0:
             self._heartbeat = self.spawn(self.heartbeats(self.heartbeat))
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = Session(self, reader, writer)
-        self._sessions.add(session)
-        log.info("%s:%d connected", *session.peer)
-        try:
-            await session.run()
-        finally:
-            self._sessions.discard(session)
-            log.info("%s:%d disconnected", *session.peer)
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _traffic_loop(self, calls_per_minute: float) -> None:
-        """Arrivals on the calls' own clock (sped up by `call_speed`), so agents free up in step."""
-        at = time.time()
-        while True:
-            call = self.synthetic.next_call(at)
-            log.debug("call %s: %s", call.call_id, call.expected)
-            self.spawn(self.player.run_call(call, self.call_speed))
-            gap = self.synthetic.rng.expovariate(calls_per_minute / 60.0)
-            at += gap
-            await asyncio.sleep(gap / self.call_speed)
-
-    async def _blast(self, session: Session, blob: bytes) -> None:
-        log.info("bulk: sending %d bytes to %s:%d", len(blob), *session.peer)
-        await session.blast(split_chunks(blob, self.bulk_chunk))
-        if self.bulk_close:
-            session.close()
+    def _new_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Session:
+        return Session(self, reader, writer)
