@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import platform
 import re
 import resource
 import statistics
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from panoramisk import Manager
+from results import machine, write_section
 
 from pbxlink.ami.client import EventFeed, interest_of
 from pbxlink.ami.protocol import AmiProtocol, Frame
@@ -45,8 +45,6 @@ from pbxlink.ami.tracker import AmiTracker
 from pbxlink.domain.calls import CallEnded, CallEvent
 from pbxlink.simulation.timeline import BulkStream
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 SECRET = "bench"
 LOGIN = f"Action: Login\r\nUsername: pbxlink\r\nSecret: {SECRET}\r\nEvents: on\r\n\r\n".encode()
 LOGIN_EVENTS = 2  # FullyBooted and SuccessfulAuth come before the blast
@@ -244,13 +242,6 @@ def memory(calls: int) -> dict[str, Any]:
     return result
 
 
-def machine() -> str:
-    cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
-    return (
-        f"{platform.machine()}, {cpu.group(1) if cpu else 'unknown CPU'}, Python {platform.python_version()}"
-    )
-
-
 def report(args: argparse.Namespace, t: dict[str, Any], m: dict[str, Any]) -> str:
     r = t["rates"]
     good, expected = t["calls_ok"]
@@ -308,17 +299,6 @@ def report(args: argparse.Namespace, t: dict[str, Any], m: dict[str, Any]) -> st
     )
 
 
-def write_doc(section: str) -> None:
-    start, end = "<!-- ami_ingest:start -->", "<!-- ami_ingest:end -->"
-    block = f"{start}\n{section}{end}\n"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -334,8 +314,8 @@ def main() -> None:
     section = report(args, t, m)
     print("\n" + section)
     if not args.no_write:
-        write_doc(section)
-        print(f"written to {DOC.relative_to(ROOT)}")
+        write_section("ami_ingest", section)
+        print("written to docs/benchmarks.md")
 
 
 if __name__ == "__main__":

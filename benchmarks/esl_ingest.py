@@ -28,13 +28,12 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import gevent
 import gevent.event
-from ami_ingest import machine  # the same machine line as the AMI figures
 from greenswitch.esl import InboundESL
+from results import machine, write_section
 
 from pbxlink.domain.calls import CallEnded, CallEvent
 from pbxlink.esl.feed import EventFeed
@@ -46,8 +45,6 @@ from pbxlink.esl.simulator.synthetic import CALLER_NAMES, render_bulk
 from pbxlink.esl.tracker import EslTracker
 from pbxlink.simulation.timeline import BulkStream
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 PASSWORD = "bench"
 MULTIBYTE = {name for name in CALLER_NAMES if not name.isascii()}
 
@@ -278,17 +275,6 @@ def report(args: argparse.Namespace, t: dict[str, Any]) -> str:
     )
 
 
-def write_doc(section: str) -> None:
-    start, end = "<!-- esl_ingest:start -->", "<!-- esl_ingest:end -->"
-    block = f"{start}\n{section}{end}\n"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=50_000)
@@ -298,8 +284,8 @@ def main() -> None:
     section = report(args, throughput(args.events, args.runs))
     print("\n" + section)
     if not args.no_write:
-        write_doc(section)
-        print(f"written to {DOC.relative_to(ROOT)}")
+        write_section("esl_ingest", section)
+        print("written to docs/benchmarks.md")
 
 
 if __name__ == "__main__":
