@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 
 from pbxlink.ami.simulator.server import AmiSimulator
 from pbxlink.ami.simulator.synthetic import SyntheticPbx, TrafficMix, render_bulk
+from pbxlink.simulation.cli import add_traffic_options, run, setup_logging
 
 log = logging.getLogger("pbxlink.ami.simulator")
 
@@ -16,9 +16,7 @@ log = logging.getLogger("pbxlink.ami.simulator")
 def main(argv: list[str] | None = None) -> None:
     """`python -m pbxlink.ami.simulator`: serve until interrupted."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s"
-    )
+    setup_logging(args)
     bulk = None
     if args.bulk_events:
         stream = render_bulk(args.bulk_events, agents=args.agents, timestamps=args.timestamps)
@@ -38,17 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         bulk=bulk,
         bulk_close=args.bulk_close,
     )
-    try:
-        asyncio.run(_serve(sim, args.calls_per_minute))
-    except KeyboardInterrupt:
-        log.info("stopped")
-
-
-async def _serve(sim: AmiSimulator, calls_per_minute: float) -> None:
-    async with sim:
-        if calls_per_minute > 0:
-            sim.start_traffic(calls_per_minute)
-        await asyncio.Event().wait()
+    run(args, sim)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,27 +61,5 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="a capture (.ami with its .jsonl/.timing.jsonl) to replay once the first client has logged in",
     )
-    p.add_argument("--speed", type=float, default=1.0, help="replay speed factor (0: as fast as possible)")
-    p.add_argument("--agents", type=int, default=10, help="agents of the generated traffic (201, 202, …)")
-    p.add_argument("--calls-per-minute", type=float, default=0.0, help="generated calls per minute (0: none)")
-    p.add_argument(
-        "--mix",
-        default="",
-        help="call mix, e.g. answered=4,no_answer=1,busy=1,"
-        "queue_answered=3,queue_abandoned=1,agent_hangs_up=0.5,recorded=0.5",
-    )
-    p.add_argument("--seed", type=int, help="random seed of the generated traffic")
-    p.add_argument(
-        "--bulk-events",
-        type=int,
-        default=0,
-        help="benchmark mode: blast this many generated events to each client after login",
-    )
-    p.add_argument(
-        "--bulk-close",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="close the connection once the bulk stream is sent",
-    )
-    p.add_argument("-v", "--verbose", action="store_true", help="log every action")
+    add_traffic_options(p, bulk_when="after login")
     return p
