@@ -7,13 +7,16 @@ import logging
 import secrets
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 from pbxlink.bus import InProcessBus
 from pbxlink.config import Config, PbxConfig, load_config, redact_url
+from pbxlink.domain.calls import CallRecord
 from pbxlink.domain.ports import CheckResult
 from pbxlink.services.call_log import call_log_handler
+from pbxlink.simulation.thread import SimulatorThread
 from pbxlink.storage.calls import open_calls
 from pbxlink.storage.database import DatabaseOpenError, connect, first_line
 from pbxlink.storage.migrations import migrate
@@ -73,7 +76,7 @@ class Service:
         self.server.close()
 
 
-def _open_calls_of(pbx: PbxConfig):  # type: ignore[no-untyped-def]
+def _open_calls_of(pbx: PbxConfig) -> Callable[[], list[CallRecord]]:
     return lambda: open_calls(pbx.name)
 
 
@@ -118,15 +121,14 @@ def check(cfg: Config) -> int:
 _PBX_NAMES = {"asterisk": "Asterisk", "freeswitch": "FreeSWITCH"}
 
 
-def _simulator(pbx: str, secret: str, agents: int):  # type: ignore[no-untyped-def]
+def _simulator(pbx: str, secret: str, agents: int) -> SimulatorThread:
     """The demo's PBX: the AMI or the ESL simulator, generating calls, in its own thread."""
     if pbx == "freeswitch":
         from pbxlink.esl.simulator import EslSimulator
-        from pbxlink.esl.simulator import SimulatorThread as EslThread
         from pbxlink.esl.simulator.synthetic import SyntheticPbx as EslTraffic
 
-        return EslThread(EslSimulator(password=secret, synthetic=EslTraffic(agents=agents)))
-    from pbxlink.ami.simulator import AmiSimulator, SimulatorThread
+        return SimulatorThread(EslSimulator(password=secret, synthetic=EslTraffic(agents=agents)))
+    from pbxlink.ami.simulator import AmiSimulator
     from pbxlink.ami.simulator.synthetic import SyntheticPbx
 
     return SimulatorThread(
