@@ -53,6 +53,8 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     secret_key: str | None = field(default=None, repr=False)
+    #: how others reach the panel (https://pbx.example.com): links in CRM call logs and webhooks
+    public_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,57 @@ class PbxConfig:
     outbound_budget: float = 1.0
 
 
+@dataclass(frozen=True, repr=False)
+class CrmConfig:
+    """One `[[crm]]` table. `options` holds the type's own keys (checked by its connector module),
+    with `PBXLINK_CRM_<NAME>_<KEY>` from the environment laid over the file's values."""
+
+    name: str
+    type: str
+    options: Mapping[str, Any]
+    timeout: float = 5.0
+    enabled: bool = True
+
+    def __repr__(self) -> str:
+        return f"CrmConfig(name={self.name!r}, type={self.type!r})"  # options hold secrets
+
+
+@dataclass(frozen=True)
+class PhoneConfig:
+    #: ISO 3166 region that national numbers belong to ("US", "GB", "DE" …)
+    default_region: str = "US"
+    #: digits compared from the end when a number cannot be put in E.164
+    match_digits: int = 9
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    ttl: float = 300.0  # seconds a found contact is reused
+    negative_ttl: float = 60.0  # seconds "nobody has this number" is reused
+
+
+@dataclass(frozen=True)
+class AgiConfig:
+    """The FastAGI server for `AGI(agi://pbxlink:4573/lookup)`; None in Config = not served."""
+
+    host: str = "127.0.0.1"
+    port: int = 4573
+    budget: float = 0.3  # seconds a lookup may hold the call before it goes on with what is known
+
+
+@dataclass(frozen=True, repr=False)
+class WebhookConfig:
+    """One `[[webhook]]`: every call event (or those in `events`) POSTed, signed with `secret`."""
+
+    name: str
+    url: str
+    secret: str
+    events: tuple[str, ...] = ()  # empty = every kind
+
+    def __repr__(self) -> str:
+        return f"WebhookConfig(name={self.name!r}, url={redact_url(self.url)!r})"
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path | None
@@ -85,6 +138,13 @@ class Config:
     pbx: tuple[PbxConfig, ...]
     data_dir: Path
     log_level: str = "INFO"
+    crm: tuple[CrmConfig, ...] = ()
+    phone: PhoneConfig = PhoneConfig()
+    cache: CacheConfig = CacheConfig()
+    agi: AgiConfig | None = None
+    webhooks: tuple[WebhookConfig, ...] = ()
+    #: redis://… : shared cache (and, later, the bus); None = in-process
+    redis_url: str | None = field(default=None, repr=False)
 
 
 class ConfigError(Exception):
@@ -106,9 +166,17 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     return _Loader(Path(path), env).load()
 
 
-_TOP_KEYS = ("database", "web", "pbx", "log", "data_dir")
+_TOP_KEYS = ("database", "web", "pbx", "log", "data_dir", "crm", "phone", "cache", "redis", "agi", "webhook")
+CRM_TYPES = ("hubspot", "pipedrive", "odoo", "bitrix24", "zoho", "rest")
+_PHONE_KEYS = ("default_region", "match_digits")
+_CACHE_KEYS = ("ttl", "negative_ttl")
+_REDIS_KEYS = ("url",)
+_AGI_KEYS = ("listen", "budget")
+_WEBHOOK_KEYS = ("name", "url", "secret", "events")
+EVENT_KINDS = ("started", "updated", "ringing", "ring_ended", "answered", "transferred", "ended", "recording")
+MAX_AGI_BUDGET = 5.0
 _DATABASE_KEYS = ("url",)
-_WEB_KEYS = ("listen", "secret_key")
+_WEB_KEYS = ("listen", "secret_key", "public_url")
 _LOG_KEYS = ("level",)
 _PBX_KEYS = (
     "name",
@@ -162,7 +230,141 @@ class _Loader:
             pbx=self.pbxes(doc.get("pbx", [])),
             data_dir=data_dir,
             log_level=self.log_level(self.table(doc, "log")),
+            crm=self.crms(doc.get("crm", [])),
+            phone=self.phone(self.table(doc, "phone")),
+            cache=self.cache(self.table(doc, "cache")),
+            agi=self.agi(doc.get("agi")),
+            webhooks=self.webhooks(doc.get("webhook", [])),
+            redis_url=self.redis(self.table(doc, "redis")),
         )
+
+    def named_list(self, entries: Any, section: str) -> list[tuple[str, dict[str, Any]]]:
+        """`[[section]]` tables, each with a unique `name`: (where-prefix, table) pairs."""
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise self.fail("", f"expected [[{section}]] tables", key=section)
+        out: list[tuple[str, dict[str, Any]]] = []
+        seen: set[str] = set()
+        for i, entry in enumerate(entries, 1):
+            where = f"[[{section}]] #{i}"
+            name = self.string(entry, "name", where)
+            where = f"{where} {_show(name)}"
+            if not _PBX_NAME.fullmatch(name):
+                raise self.fail(
+                    where, "must be 1-64 letters, digits, _ . - (a letter or digit first)", key="name"
+                )
+            if name in seen:
+                raise self.fail(where, f"a second [[{section}]] is called {_show(name)}", key="name")
+            seen.add(name)
+            out.append((where, entry))
+        return out
+
+    def crms(self, entries: Any) -> tuple[CrmConfig, ...]:
+        crms = []
+        for where, entry in self.named_list(entries, "crm"):
+            crm_type = self.string(entry, "type", where)
+            if crm_type not in CRM_TYPES:
+                raise self.fail(where, f"{_show(crm_type)} is not one of {', '.join(CRM_TYPES)}", key="type")
+            enabled = entry.get("enabled", True)
+            if not isinstance(enabled, bool):
+                raise self.fail(where, f"expected true or false, got {_show(enabled)}", key="enabled")
+            prefix = "PBXLINK_CRM_" + re.sub(r"[^A-Z0-9]", "_", entry["name"].upper()) + "_"
+            from_env = {
+                k[len(prefix) :].lower(): v for k, v in self.env.items() if k.startswith(prefix) and v
+            }
+            options = {k: v for k, v in entry.items() if k not in ("name", "type", "timeout", "enabled")}
+            crms.append(
+                CrmConfig(
+                    name=entry["name"],
+                    type=crm_type,
+                    options={**options, **from_env},
+                    timeout=self.number(entry, "timeout", where, CrmConfig.timeout),
+                    enabled=enabled,
+                )
+            )
+        return tuple(crms)
+
+    def phone(self, table: Mapping[str, Any]) -> PhoneConfig:
+        import phonenumbers
+
+        self.known(table, _PHONE_KEYS, "[phone]")
+        region = table.get("default_region", PhoneConfig.default_region)
+        if not isinstance(region, str) or region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise self.fail(
+                "[phone]", f'{_show(region)} is not a region code like "US", "GB", "DE"', key="default_region"
+            )
+        digits = table.get("match_digits", PhoneConfig.match_digits)
+        if isinstance(digits, bool) or not isinstance(digits, int) or not 7 <= digits <= 15:
+            raise self.fail(
+                "[phone]", f"expected a number of digits 7-15, got {_show(digits)}", key="match_digits"
+            )
+        return PhoneConfig(default_region=region.upper(), match_digits=digits)
+
+    def cache(self, table: Mapping[str, Any]) -> CacheConfig:
+        self.known(table, _CACHE_KEYS, "[cache]")
+        return CacheConfig(
+            ttl=self.number(table, "ttl", "[cache]", CacheConfig.ttl),
+            negative_ttl=self.number(table, "negative_ttl", "[cache]", CacheConfig.negative_ttl),
+        )
+
+    def redis(self, table: Mapping[str, Any]) -> str | None:
+        self.known(table, _REDIS_KEYS, "[redis]")
+        url = self.env.get("PBXLINK_REDIS_URL") or table.get("url")
+        if url is None:
+            return None
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            shown = redact_url(url) if isinstance(url, str) else _show(url)
+            raise self.fail("[redis]", f'"{shown}" is not redis://[:PASSWORD@]HOST:PORT/DB', key="url")
+        return url
+
+    def agi(self, table: Any) -> AgiConfig | None:
+        if table is None:
+            return None
+        if not isinstance(table, dict):
+            raise self.fail("[agi]", f"expected a table, got {_show(table)}")
+        self.known(table, _AGI_KEYS, "[agi]")
+        listen = table.get("listen", "127.0.0.1:4573")
+        match = _LISTEN.fullmatch(listen) if isinstance(listen, str) else None
+        if match is None or not 0 < int(match["port"]) < 65536:
+            raise self.fail(
+                "[agi]", f'{_show(listen)} is not host:port (e.g. "127.0.0.1:4573")', key="listen"
+            )
+        budget = table.get("budget", AgiConfig.budget)
+        if (
+            isinstance(budget, bool)
+            or not isinstance(budget, int | float)
+            or not 0 < budget <= MAX_AGI_BUDGET
+        ):
+            raise self.fail(
+                "[agi]",
+                f"expected seconds, more than 0 and at most {MAX_AGI_BUDGET:g} (the call waits that long "
+                f"at most), got {_show(budget)}",
+                key="budget",
+            )
+        return AgiConfig(host=match["v6"] or match["host"], port=int(match["port"]), budget=float(budget))
+
+    def webhooks(self, entries: Any) -> tuple[WebhookConfig, ...]:
+        hooks = []
+        for where, entry in self.named_list(entries, "webhook"):
+            self.known(entry, _WEBHOOK_KEYS, where)
+            url = self.string(entry, "url", where)
+            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+                raise self.fail(where, f"{_show(redact_url(url))} is not an http(s):// URL", key="url")
+            env_name = "PBXLINK_WEBHOOK_" + re.sub(r"[^A-Z0-9]", "_", entry["name"].upper()) + "_SECRET"
+            secret = self.secret(entry, "secret", where, env_name)
+            if secret is None or len(secret) < MIN_SECRET_KEY_LENGTH:
+                raise self.fail(
+                    where,
+                    f"needs a secret of at least {MIN_SECRET_KEY_LENGTH} characters (or set {env_name}): "
+                    "receivers check the signature with it",
+                    key="secret",
+                )
+            events = entry.get("events", [])
+            if not isinstance(events, list) or any(e not in EVENT_KINDS for e in events):
+                raise self.fail(
+                    where, f"expected a list of event kinds from {', '.join(EVENT_KINDS)}", key="events"
+                )
+            hooks.append(WebhookConfig(name=entry["name"], url=url, secret=secret, events=tuple(events)))
+        return tuple(hooks)
 
     def known(self, table: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
         """Reject keys we do not know: a typo must not silently fall back to a default."""
@@ -235,7 +437,17 @@ class _Loader:
                 f"must be at least {MIN_SECRET_KEY_LENGTH} characters (or leave it out and one is generated)",
                 key="secret_key",
             )
-        return WebConfig(host=match["v6"] or match["host"], port=int(match["port"]), secret_key=key)
+        public_url = table.get("public_url")
+        if public_url is not None and (
+            not isinstance(public_url, str) or urlsplit(public_url).scheme not in ("http", "https")
+        ):
+            raise self.fail("[web]", f"{_show(public_url)} is not an http(s):// URL", key="public_url")
+        return WebConfig(
+            host=match["v6"] or match["host"],
+            port=int(match["port"]),
+            secret_key=key,
+            public_url=public_url.rstrip("/") if public_url else None,
+        )
 
     def pbxes(self, entries: Any) -> tuple[PbxConfig, ...]:
         if not isinstance(entries, list):

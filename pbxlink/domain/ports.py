@@ -77,18 +77,23 @@ class CallerInfo:
     """What is known about a caller before the call rings anyone.
 
     `name` becomes the caller ID name the phones show; `hint` is a routing hint for the
-    dialplan, e.g. the extension of the agent who last talked with this caller.
+    dialplan, e.g. the extension of the agent who last talked with this caller, or of the
+    contact's owner in the CRM. `contact_id` and `owner` go to the dialplan as variables
+    (PBXLINK_CONTACT_ID, PBXLINK_OWNER) for owner routing.
     """
 
     name: str | None = None
     hint: str | None = None
+    contact_id: str | None = None
+    owner: str | None = None
 
 
 class CallerLookup(Protocol):
-    """Who is calling: asked at call start (FreeSWITCH outbound socket), so it must be quick.
+    """Who is calling: asked at call start (FastAGI, FreeSWITCH outbound socket), so it must be quick.
 
-    Implemented by the call log now, by the CRM connectors later. Called from a worker
-    thread; None when nothing is known about `number`.
+    Implemented by the caller directory (CRMs, cached) over the call log. Called from a
+    worker thread; None when nothing is known about `number`. The caller of `lookup`
+    bounds the wait with its own budget.
     """
 
     def lookup(self, number: str) -> CallerInfo | None: ...
@@ -119,3 +124,17 @@ class Tracker(Protocol):
     def resync(
         self, channels: Sequence[Mapping[str, str]], at: datetime, pbx_started_at: datetime | None
     ) -> list[CallEvent]: ...
+
+
+class Cache(Protocol):
+    """A shared key/value cache with expiry: Redis when configured, in-process otherwise."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str, ttl: float) -> None: ...
+
+    def delete(self, *keys: str) -> None: ...
+
+    def clear(self, prefix: str) -> int:
+        """Drop every key under `prefix`; return how many were dropped."""
+        ...

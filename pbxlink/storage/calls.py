@@ -8,7 +8,6 @@ a row that holds the final record is never rolled back by a stale partial snapsh
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,10 +16,8 @@ from typing import Any, cast
 import peewee as pw
 
 from pbxlink.domain.calls import CallRecord, Direction, Disposition, HangupBy, MissReason, Transfer
+from pbxlink.domain.phone import numbers
 from pbxlink.storage.models import Call, utcnow
-
-#: Stored numbers with fewer digits than this (extensions) never match as the tail of a searched number.
-_MIN_NATIONAL_DIGITS = 7
 
 
 @dataclass(frozen=True)
@@ -29,7 +26,7 @@ class CallFilter:
 
     since: datetime | None = None  # started_at >= since
     until: datetime | None = None  # started_at < until
-    number: str | None = None  # caller or callee, compared on digits, either one the tail of the other
+    number: str | None = None  # caller or callee: same E.164, else same last digits (pbxlink.domain.phone)
     agent: str | None = None  # the first agent or any agent who talked
     disposition: str | None = None
 
@@ -145,6 +142,10 @@ def _row_values(rec: CallRecord) -> dict[str, Any]:
         "end_seen": rec.end_seen,
         "updated_at": utcnow(),
     }
+    phones = numbers()
+    for side in ("caller", "callee"):
+        q = phones.query(values[side])
+        values[f"{side}_e164"], values[f"{side}_tail"] = (q.e164, q.tail) if q else (None, None)
     # PostgreSQL refuses an over-long value, SQLite keeps it: cut it here so both keep the call.
     for name, field in Call._meta.fields.items():
         if isinstance(field, pw.CharField) and isinstance(values.get(name), str):
@@ -159,7 +160,7 @@ def _matching(f: CallFilter) -> pw.ModelSelect[Call]:
     if f.until is not None:
         conditions.append(Call.started_at < f.until)
     if f.number:
-        conditions.append(_number_matches(Call.caller, f.number) | _number_matches(Call.callee, f.number))
+        conditions.append(_number_matches("caller", f.number) | _number_matches("callee", f.number))
     if f.agent:
         listed = "%" + _like_escape(json.dumps(f.agent)) + "%"
         conditions.append(
@@ -173,18 +174,19 @@ def _matching(f: CallFilter) -> pw.ModelSelect[Call]:
 _ESCAPE = pw.SQL("ESCAPE '\\'")
 
 
-def _number_matches(column: pw.Field, number: str) -> pw.Expression:
-    """`+1 (555) 123-4567` and `5551234567` are the same number: compare digits, tail to tail."""
-    digits = re.sub(r"\D", "", number)
-    if not digits:
-        return column == number  # "anonymous", "unknown": only the very same text
-    stored: Any = column
-    for separator in "+-(). /":
-        stored = pw.fn.REPLACE(stored, separator, "")
-    stored_is_tail = (pw.Value(digits) ** pw.Value("%").concat(stored)) & (
-        pw.fn.LENGTH(stored) >= _MIN_NATIONAL_DIGITS
-    )
-    return cast(pw.Expression, (stored ** f"%{digits}") | stored_is_tail)
+def _number_matches(side: str, number: str) -> pw.Expression:
+    """The same number however written: equal E.164 where both are known, else equal last digits.
+
+    Both columns are indexed, so this stays an index lookup on millions of calls.
+    """
+    e164: pw.Field = getattr(Call, f"{side}_e164")
+    tail: pw.Field = getattr(Call, f"{side}_tail")
+    q = numbers().query(number)
+    if q is None:
+        return cast(pw.Expression, getattr(Call, side) == number.strip())  # an extension, "anonymous"
+    if q.e164 is None:
+        return cast(pw.Expression, tail == q.tail)
+    return cast(pw.Expression, (e164 == q.e164) | (e164.is_null() & (tail == q.tail)))
 
 
 def _like_escape(text: str) -> str:

@@ -103,9 +103,68 @@ def _initial_schema(db: pw.Database) -> None:
     db.create_tables([Call, User, ApiToken, Setting], safe=False)
 
 
+def _normalized_numbers(db: pw.Database) -> None:
+    """Caller and callee also stored normalized (E.164, last digits), filled in for the calls already kept."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as migrate_ops
+
+    from pbxlink.domain.phone import numbers
+
+    schema = SchemaMigrator.from_database(db)
+    ops = []
+    for side in ("caller", "callee"):
+        ops += [
+            schema.add_column("call", f"{side}_e164", pw.CharField(max_length=20, null=True)),
+            schema.add_column("call", f"{side}_tail", pw.CharField(max_length=16, null=True)),
+            schema.add_index("call", (f"{side}_e164",), False),
+            schema.add_index("call", (f"{side}_tail",), False),
+        ]
+    migrate_ops(*ops)
+    phones = numbers()
+    table = pw.Table("call", ("id", "caller", "callee")).bind(db)
+    last = 0
+    while rows := list(table.select().where(table.id > last).order_by(table.id).limit(1000).dicts()):
+        for row in rows:
+            values = {}
+            for side in ("caller", "callee"):
+                q = phones.query(row[side])
+                if q is not None:
+                    values[f"{side}_e164"], values[f"{side}_tail"] = q.e164, q.tail
+            if values:
+                table.update(values).where(table.id == row["id"]).execute()
+        last = rows[-1]["id"]
+
+
+def _outbox(db: pw.Database) -> None:
+    """The durable outbox for CRM call logs and webhook deliveries (frozen copy of OutboxItem)."""
+
+    class OutboxItem(pw.Model):
+        kind = pw.CharField(max_length=16)
+        target = pw.CharField(max_length=64)
+        key = pw.CharField(max_length=191)
+        payload = pw.TextField()
+        status = pw.CharField(max_length=16, default="pending", index=True)
+        attempts = pw.IntegerField(default=0)
+        next_at = pw.DateTimeField(index=True)
+        claimed_until = pw.DateTimeField(null=True)
+        last_error = pw.TextField(null=True)
+        result = pw.CharField(max_length=255, null=True)
+        created_at = pw.DateTimeField()
+        done_at = pw.DateTimeField(null=True)
+
+        class Meta:
+            database = db
+            table_name = "outbox_item"
+            indexes = ((("kind", "target", "key"), True),)
+
+    db.create_tables([OutboxItem], safe=False)
+
+
 #: (version, what it does, how); versions only ever grow, and a released one is never edited.
 MIGRATIONS: tuple[tuple[int, str, Callable[[pw.Database], None]], ...] = (
     (1, "initial schema: call, user, api_token, setting", _initial_schema),
+    (2, "normalized caller and callee numbers", _normalized_numbers),
+    (3, "outbox for CRM call logs and webhooks", _outbox),
 )
 
 

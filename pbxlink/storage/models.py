@@ -49,6 +49,11 @@ class Call(BaseModel):
     caller = pw.CharField(max_length=64, null=True, index=True)
     caller_name = pw.CharField(max_length=128, null=True)
     callee = pw.CharField(max_length=64, null=True, index=True)
+    #: the numbers normalized (pbxlink.domain.phone): E.164 when known, and the last digits
+    caller_e164 = pw.CharField(max_length=20, null=True, index=True)
+    caller_tail = pw.CharField(max_length=16, null=True, index=True)
+    callee_e164 = pw.CharField(max_length=20, null=True, index=True)
+    callee_tail = pw.CharField(max_length=16, null=True, index=True)
     agent = pw.CharField(max_length=64, null=True, index=True)
     agents = pw.TextField(default="[]")  # JSON list of extensions, in order
     queue = pw.CharField(max_length=128, null=True)
@@ -99,4 +104,30 @@ class Setting(BaseModel):
     value = pw.TextField()
 
 
-ALL_MODELS: tuple[type[BaseModel], ...] = (Call, User, ApiToken, Setting)
+class OutboxItem(BaseModel):
+    """Work that must happen once, whatever fails meanwhile: a CRM call log, a webhook delivery.
+
+    (kind, target, key) is unique, so enqueueing the same work twice keeps one row; a
+    worker claims a row by moving `claimed_until` forward in one UPDATE, so two workers
+    (or a restarted one) never deliver it at the same time.
+    """
+
+    id = pw.AutoField()
+    kind = pw.CharField(max_length=16)  # crm_log | webhook
+    target = pw.CharField(max_length=64)  # the connector's or the webhook's configured name
+    key = pw.CharField(max_length=191)  # idempotency key, e.g. "<pbx>:<call_id>"
+    payload = pw.TextField()  # JSON
+    status = pw.CharField(max_length=16, default="pending", index=True)  # pending | done | failed
+    attempts = pw.IntegerField(default=0)
+    next_at = UTCDateTimeField(default=utcnow, index=True)
+    claimed_until = UTCDateTimeField(null=True)
+    last_error = pw.TextField(null=True)
+    result = pw.CharField(max_length=255, null=True)  # e.g. the CRM's id of the logged call
+    created_at = UTCDateTimeField(default=utcnow)
+    done_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("kind", "target", "key"), True),)
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (Call, User, ApiToken, Setting, OutboxItem)
