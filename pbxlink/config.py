@@ -253,7 +253,8 @@ class _Loader:
                     where, "must be 1-64 letters, digits, _ . - (a letter or digit first)", key="name"
                 )
             if name in seen:
-                raise self.fail(where, f"a second [[{section}]] is called {_show(name)}", key="name")
+                message = f"a second [[{section}]] is {_show(name)}: names must differ"
+                raise self.fail(where, message, key="name")
             seen.add(name)
             out.append((where, entry))
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
@@ -15,7 +16,7 @@ from pbxlink.domain.ports import Bus
 from pbxlink.storage.database import connection
 from pbxlink.storage.models import Setting, db_proxy
 
-from . import api, auth, calls
+from . import api, auth, calls, crm
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,13 @@ _SECURITY_HEADERS = {
 }
 
 
-def create_app(config: Config, bus: Bus | None = None) -> Flask:
-    """Build the panel and the JSON API; the database must already be connected (models.db_proxy bound)."""
+def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
+    """Build the panel and the JSON API; the database must already be connected (models.db_proxy bound).
+
+    `parts` are the running services the pages steer or read (`pops`: the PopHub,
+    `directory`: the CallerDirectory, `connectors`: the CRM connectors, `outbox_worker`),
+    kept as `app.extensions["pbxlink.<name>"]`; a page whose part is missing says so.
+    """
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=config.web.secret_key or _stored_secret_key(),
@@ -44,13 +50,21 @@ def create_app(config: Config, bus: Bus | None = None) -> Flask:
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the record's field order
     app.extensions["pbxlink.bus"] = bus
+    app.extensions["pbxlink.config"] = config
+    for name in ("pops", "directory", "connectors", "outbox_worker"):
+        app.extensions[f"pbxlink.{name}"] = parts.pop(name, None)
+    if parts:
+        raise TypeError(f"create_app: unknown parts {sorted(parts)}")
 
     csrf = CSRFProtect(app)
     auth.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(calls.bp)
     app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)  # read-only JSON; bearer tokens are not ambient credentials
+    app.register_blueprint(crm.bp)
+    app.register_blueprint(crm.hooks)
+    csrf.exempt(api.bp)  # JSON for bearer tokens: not ambient credentials
+    csrf.exempt(crm.hooks)  # called by the CRMs, authenticated by the secret in the URL
 
     app.before_request(_open_db)
     app.teardown_request(_close_db)

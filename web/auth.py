@@ -6,6 +6,7 @@ without checking the password, so guessing is slow even for a known username.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
+    abort,
     current_app,
     jsonify,
     make_response,
@@ -195,3 +197,17 @@ def _unauthorized() -> ResponseReturnValue:
     if wants_json():
         return jsonify(error="login required"), 401
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def admin_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
+    """Logged in as an admin, else the login page (or 401), or 403 for other roles."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        if not current_user.is_authenticated:
+            return _unauthorized()
+        if current_user.role != "admin":
+            abort(403, "this page is for admins")
+        return view(*args, **kwargs)
+
+    return wrapped
