@@ -21,8 +21,8 @@ import peewee as pw
 
 from pbxlink.config import Config, ConfigError, load_config, redact_url
 from pbxlink.storage.calls import CallFilter, iter_calls, search_calls
-from pbxlink.storage.database import DatabaseOpenError, connect, first_line
-from pbxlink.storage.migrations import MIGRATIONS, MigrationError, migrate
+from pbxlink.storage.database import DatabaseOpenError, first_line, open_database
+from pbxlink.storage.migrations import MIGRATIONS, MigrationError
 from pbxlink.storage.models import User
 from pbxlink.storage.users import ROLES, create_token, create_user
 
@@ -136,11 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_database(cfg: Config) -> list[int]:
-    """Connect and bring the schema up to date, so every command works on a fresh install."""
-    return migrate(connect(cfg.database.url))
-
-
 # bootstrap is imported by the commands that need it: it pulls in every part (Flask, the adapters …),
 # which the admin commands below can do without.
 def _run(args: argparse.Namespace, cfg: Config) -> int:
@@ -164,7 +159,7 @@ def _demo(args: argparse.Namespace, cfg: None) -> int:
 
 
 def _initdb(args: argparse.Namespace, cfg: Config) -> int:
-    applied = _open_database(cfg)
+    applied = open_database(cfg)
     where = redact_url(cfg.database.url)
     if applied:
         print(f"{where}: applied migration{'s' if len(applied) > 1 else ''} {', '.join(map(str, applied))}")
@@ -174,7 +169,7 @@ def _initdb(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _user_add(args: argparse.Namespace, cfg: Config) -> int:
-    _open_database(cfg)
+    open_database(cfg)
     password = _read_password(args.name)
     try:
         create_user(args.name, password, role=args.role, extension=args.extension)
@@ -194,7 +189,7 @@ def _read_password(name: str) -> str:
 
 
 def _user_list(args: argparse.Namespace, cfg: Config) -> int:
-    _open_database(cfg)
+    open_database(cfg)
     rows = [
         [u.username, u.role, u.extension or "-", "yes" if u.active else "no", _local(u.created_at)]
         for u in User.select().order_by(User.username)
@@ -204,7 +199,7 @@ def _user_list(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _token_add(args: argparse.Namespace, cfg: Config) -> int:
-    _open_database(cfg)
+    open_database(cfg)
     user = User.get_or_none(User.username == args.user)
     if user is None:
         raise CommandError(f"no user {args.user!r} (see `pbxlink user list`)")
@@ -218,7 +213,7 @@ def _token_add(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _calls(args: argparse.Namespace, cfg: Config) -> int:
-    _open_database(cfg)
+    open_database(cfg)
     f = CallFilter(
         since=args.since, until=args.until, number=args.number, agent=args.agent, disposition=args.disposition
     )

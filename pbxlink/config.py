@@ -55,6 +55,8 @@ class WebConfig:
     secret_key: str | None = field(default=None, repr=False)
     #: how others reach the panel (https://pbx.example.com): links in CRM call logs and webhooks
     public_url: str | None = None
+    #: worker threads of the web server: each open live page or screen-pop page holds one
+    threads: int = 64
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ _WEBHOOK_KEYS = ("name", "url", "secret", "events")
 EVENT_KINDS = ("started", "updated", "ringing", "ring_ended", "answered", "transferred", "ended", "recording")
 MAX_AGI_BUDGET = 5.0
 _DATABASE_KEYS = ("url",)
-_WEB_KEYS = ("listen", "secret_key", "public_url")
+_WEB_KEYS = ("listen", "secret_key", "public_url", "threads")
 _LOG_KEYS = ("level",)
 _PBX_KEYS = (
     "name",
@@ -443,11 +445,19 @@ class _Loader:
             not isinstance(public_url, str) or urlsplit(public_url).scheme not in ("http", "https")
         ):
             raise self.fail("[web]", f"{_show(public_url)} is not an http(s):// URL", key="public_url")
+        threads = table.get("threads", WebConfig.threads)
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 4 <= threads <= 2000:
+            raise self.fail(
+                "[web]",
+                f"expected 4-2000 (one per open live page, plus a few), got {_show(threads)}",
+                key="threads",
+            )
         return WebConfig(
             host=match["v6"] or match["host"],
             port=int(match["port"]),
             secret_key=key,
             public_url=public_url.rstrip("/") if public_url else None,
+            threads=threads,
         )
 
     def pbxes(self, entries: Any) -> tuple[PbxConfig, ...]:

@@ -69,11 +69,16 @@ class PhoneNumbers:
 
     def query(self, raw: str | None) -> PhoneQuery | None:
         """Every form of `raw`, or None when it has too few digits to be anybody's phone number."""
-        text = (raw or "").strip()[:MAX_INPUT]
+        text = (raw or "").strip()
+        if len(text) > MAX_INPUT:
+            return None
         digits = _DIGITS.sub("", _EXTENSION.sub("", text))
         if len(digits) < MIN_DIGITS:
             return None
-        return PhoneQuery(raw=text, e164=self.e164(text), digits=digits, tail=digits[-self.match_digits :])
+        e164 = self.e164(text)
+        # From E.164 when known, so "089 12345" and "+49 89 12345" end in the same digits.
+        tail = ((e164 or "")[1:] or digits)[-self.match_digits :]
+        return PhoneQuery(raw=text, e164=e164, digits=digits, tail=tail)
 
     def same(self, query: PhoneQuery, other: str | None) -> bool:
         """Whether `other` (a number from a CRM record) is the number asked about."""
@@ -82,7 +87,8 @@ class PhoneNumbers:
             return False
         if query.e164 and theirs.e164:
             return query.e164 == theirs.e164
-        return query.tail == theirs.tail
+        # A local number (7-8 digits, no area code) is the end of its full form.
+        return query.tail.endswith(theirs.tail) or theirs.tail.endswith(query.tail)
 
     def key(self, raw: str | None) -> str | None:
         """What a number is stored and matched under (see `PhoneQuery.key`)."""

@@ -184,9 +184,13 @@ def _number_matches(side: str, number: str) -> pw.Expression:
     q = numbers().query(number)
     if q is None:
         return cast(pw.Expression, getattr(Call, side) == number.strip())  # an extension, "anonymous"
+    if len(q.tail) < numbers().match_digits:  # a local number: the end of its full form
+        by_tail: pw.Expression = tail ** f"%{_like_escape(q.tail)}"
+    else:
+        by_tail = tail == q.tail
     if q.e164 is None:
-        return cast(pw.Expression, tail == q.tail)
-    return cast(pw.Expression, (e164 == q.e164) | (e164.is_null() & (tail == q.tail)))
+        return by_tail
+    return (e164 == q.e164) | (e164.is_null() & by_tail)
 
 
 def _like_escape(text: str) -> str:

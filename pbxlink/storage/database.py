@@ -16,7 +16,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee as pw
 
-from pbxlink.config import redact_url
+from pbxlink.config import Config, redact_url
+from pbxlink.domain.phone import PhoneNumbers, configure
 from pbxlink.storage.models import db_proxy
 
 SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 5000, "foreign_keys": 1}
@@ -100,3 +101,12 @@ def _postgresql(url: str) -> pw.PostgresqlDatabase:
     if port is not None:
         params["port"] = port
     return pw.PostgresqlDatabase(dbname, **params)
+
+
+def open_database(cfg: Config) -> list[int]:
+    """Set the site's numbering rules (stored numbers are normalized with them), connect, and bring
+    the schema up to date, so every command works on a fresh install; the versions applied."""
+    from pbxlink.storage.migrations import migrate  # it needs this module's helpers
+
+    configure(PhoneNumbers(cfg.phone.default_region, cfg.phone.match_digits))
+    return migrate(connect(cfg.database.url))

@@ -1,4 +1,5 @@
-"""The default caller lookup against a real SQLite call log: newest name seen, sticky agent."""
+"""The caller lookups against a real SQLite call log: the call log's newest name and sticky agent,
+and the CRMs' contact (fake CRMs, real directory and cache) in front of it."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from pathlib import Path
 import peewee as pw
 import pytest
 
+from pbxlink.cache import MemoryCache
 from pbxlink.domain.calls import CallRecord, Transfer
+from pbxlink.domain.crm import Contact, CrmUnavailable
+from pbxlink.domain.phone import PhoneNumbers
 from pbxlink.domain.ports import CallerInfo, CallerLookup
-from pbxlink.services.caller_lookup import CallLogLookup
+from pbxlink.services.caller_lookup import CallLogLookup, CrmCallerLookup
+from pbxlink.services.directory import CallerDirectory
 from pbxlink.storage.calls import save_call
 from pbxlink.storage.database import connect
 from pbxlink.storage.migrations import migrate
+from tests.unit.test_directory import FakeCrm
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 NUMBER = "+15551234567"
@@ -106,3 +112,56 @@ def test_only_the_newest_calls_are_read() -> None:
         call(minutes, disposition="missed", miss_reason="abandoned")
     assert CallLogLookup(max_calls=2).lookup(NUMBER) is None
     assert CallLogLookup(max_calls=3).lookup(NUMBER) == CallerInfo(name="Jane Doe", hint="201")
+
+
+def crm_lookup(*crms: FakeCrm, fallback: CallerLookup | None = None) -> CrmCallerLookup:
+    return CrmCallerLookup(CallerDirectory(crms, MemoryCache(), PhoneNumbers("US")), fallback)
+
+
+JANE = Contact(
+    crm="hub", id="7", name="Jane Doe", company="Acme", owner="sam@acme.test", owner_extension="205"
+)
+
+
+def test_the_crm_contact_names_the_caller_and_its_owner_routes_the_call() -> None:
+    call(10, caller_name="JANE MOBILE", **answered("201"))
+    lookup: CallerLookup = crm_lookup(FakeCrm("hub", {NUMBER: [JANE]}), fallback=CallLogLookup())
+    assert lookup.lookup("+1 (555) 123-4567") == CallerInfo(
+        name="Jane Doe", hint="205", contact_id="7", owner="sam@acme.test"
+    )
+
+
+def test_without_an_owner_extension_the_sticky_agent_is_the_hint() -> None:
+    call(10, caller_name="JANE MOBILE", **answered("201"))
+    jane = Contact(crm="hub", id="7", name="Jane Doe", owner="sam@acme.test")
+    hub = FakeCrm("hub", {NUMBER: [jane]})
+    assert crm_lookup(hub, fallback=CallLogLookup()).lookup(NUMBER) == CallerInfo(
+        name="Jane Doe", hint="201", contact_id="7", owner="sam@acme.test"
+    )
+    assert crm_lookup(hub).lookup(NUMBER) == CallerInfo(
+        name="Jane Doe", contact_id="7", owner="sam@acme.test"
+    )
+
+
+def test_a_company_record_shows_the_company() -> None:
+    acme = Contact(crm="pipe", id="42", name="Front desk", company="Acme Corp", kind="organization")
+    assert crm_lookup(FakeCrm("pipe", {NUMBER: [acme]})).lookup(NUMBER) == CallerInfo(
+        name="Acme Corp", contact_id="42"
+    )
+
+
+def test_unknown_to_every_crm_the_call_log_answers() -> None:
+    call(10, caller_name="Jane Doe", **answered("201"))
+    down = FakeCrm("down", error=CrmUnavailable("down: timeout"))
+    for crms in ([FakeCrm("hub")], [down], [FakeCrm("hub"), down]):
+        assert crm_lookup(*crms, fallback=CallLogLookup()).lookup(NUMBER) == CallerInfo("Jane Doe", "201")
+    assert crm_lookup(FakeCrm("hub")).lookup(NUMBER) is None
+    assert crm_lookup(FakeCrm("hub"), fallback=CallLogLookup()).lookup("+15559999999") is None
+
+
+def test_extensions_and_anonymous_reach_no_crm() -> None:
+    hub = FakeCrm("hub")
+    lookup = crm_lookup(hub, fallback=CallLogLookup())
+    assert lookup.lookup("201") is None
+    assert lookup.lookup("anonymous") is None
+    assert hub.asked == []
