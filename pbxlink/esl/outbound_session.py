@@ -17,26 +17,17 @@ import asyncio
 import logging
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Literal
 
 from pbxlink.domain.ports import CallerInfo
 from pbxlink.esl.frames import Frame, FrameParser
+from pbxlink.lookup_server import CONTROL, BudgetedLookup, Status, clean_number, clean_text, found
 
 log = logging.getLogger(__name__)
 
-Lookup = Callable[[str], Awaitable[CallerInfo | None]]
-Status = Literal["hit", "miss", "timeout", "error"]
-
-MAX_NAME = 64  # what a phone display can show, with room to spare
-MAX_NUMBER = 64
-
-# Control characters (C0, DEL, C1), line/paragraph separators, bidi overrides, BOM and lone
-# surrogates: nothing a caller ID name needs, and CR/LF/NUL would end the ESL header.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 # FreeSWITCH expands ${var} and ${api(args)} in an app's argument, and `set` expands again.
-_EXPANSION = re.compile(r"\$+(?=\{)|\\")
-_HINT = re.compile(r"[A-Za-z0-9_.+*#@-]{1,64}")
+# Backslashes go first: "$\{" must not become "${" once the backslash is gone.
+_BACKSLASH = re.compile(r"\\")
+_EXPANSION = re.compile(r"\$+(?=\{)")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _UUID = re.compile(r"[0-9A-Za-z-]{1,64}")
 
@@ -45,19 +36,12 @@ def clean_name(value: object) -> str | None:
     """A caller name safe to hand FreeSWITCH: one line, no control characters, no ${…}, capped."""
     if not isinstance(value, str):
         return None
-    text = _EXPANSION.sub("", _CONTROL.sub(" ", value))
-    return " ".join(text.split())[:MAX_NAME].strip() or None
-
-
-def clean_number(value: str | None) -> str | None:
-    """The caller's number as FreeSWITCH reported it, fit to be looked up (it must hold a digit)."""
-    text = _CONTROL.sub("", value or "").strip()[:MAX_NUMBER]
-    return text if any(c.isdigit() for c in text) else None
+    return clean_text(_EXPANSION.sub("", _BACKSLASH.sub("", value)))
 
 
 def set_command(variable: str, value: str) -> bytes:
     """`sendmsg` running `set variable=value` on the socket's own channel, in order (event-lock)."""
-    if not _VARIABLE.fullmatch(variable) or _CONTROL.search(value):
+    if not _VARIABLE.fullmatch(variable) or CONTROL.search(value):
         raise ValueError(f"unsafe variable for FreeSWITCH: {variable!r}={value!r}")  # last line of defence
     return (
         "sendmsg\ncall-command: execute\nexecute-app-name: set\n"
@@ -66,22 +50,16 @@ def set_command(variable: str, value: str) -> bytes:
 
 
 def variables(status: Status, info: CallerInfo | None, call: str) -> list[tuple[str, str]]:
-    """The channel variables for a lookup's outcome; `hit` only if something usable came back."""
-    found: list[tuple[str, str]] = []
-    if info is not None:
-        if name := clean_name(info.name):
-            found += [("effective_caller_id_name", name), ("pbxlink_caller_name", name)]
-        if isinstance(info.hint, str) and _HINT.fullmatch(info.hint):
-            found.append(("pbxlink_route", info.hint))
-        elif info.hint is not None:
-            log.warning(
-                "call %s: routing hint %.40r from the caller lookup is not an extension; it is ignored",
-                call,
-                info.hint,
-            )
-    if status == "hit" and not found:
-        status = "miss"
-    return [*found, ("pbxlink_lookup", status)]
+    """The channel variables for a lookup's outcome (see lookup_server.found)."""
+    outcome = found(status, info, call, clean_name)
+    named = [
+        ("effective_caller_id_name", outcome.name),
+        ("pbxlink_caller_name", outcome.name),
+        ("pbxlink_route", outcome.route),
+        ("pbxlink_contact_id", outcome.contact_id),
+        ("pbxlink_owner", outcome.owner),
+    ]
+    return [*((k, v) for k, v in named if v), ("pbxlink_lookup", outcome.status)]
 
 
 class CallSession:
@@ -91,7 +69,7 @@ class CallSession:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        lookup: Lookup,
+        lookup: BudgetedLookup,
         budget: float,
         grace: float,
     ) -> None:
@@ -173,28 +151,7 @@ class CallSession:
         number = clean_number(
             channel.get("Caller-Caller-ID-Number") or channel.get("Channel-Caller-ID-Number")
         )
-        if number is None:
-            return "miss", None
-        try:
-            info = await asyncio.wait_for(self.lookup(number), self._left(deadline))
-        except TimeoutError:
-            log.warning(
-                "call %s: the caller lookup took longer than the %.1f s budget; the call goes on without "
-                "a name (pbxlink_lookup=timeout). Is the CRM or the database slow?",
-                self.call,
-                self.budget,
-            )
-            return "timeout", None
-        except Exception as exc:
-            log.warning(
-                "call %s: the caller lookup failed (%s: %s); the call goes on without a name "
-                "(pbxlink_lookup=error)",
-                self.call,
-                type(exc).__name__,
-                _one_line(exc),
-            )
-            return "error", None
-        return ("hit" if info is not None else "miss"), info
+        return await self.lookup(number, self.call, within=self._left(deadline))
 
     async def _drain(self) -> None:
         try:
@@ -232,8 +189,3 @@ class CallSession:
 def _uuid(channel: dict[str, str]) -> str:
     value = channel.get("Unique-ID") or channel.get("Channel-Unique-ID") or ""
     return value if _UUID.fullmatch(value) else "?"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] or type(exc).__name__

@@ -176,6 +176,7 @@ def test_captured_exchange_sets_name_and_hint_then_resumes(serve: Serve, capture
         "effective_caller_id_name=Jane Doe",
         "pbxlink_caller_name=Jane Doe",
         "pbxlink_route=201",
+        "pbxlink_owner=201",  # the hint is an extension: the one to route to
         "pbxlink_lookup=hit",
     ]
     assert fs.commands[-2:] == ["resume", "exit"]
@@ -262,6 +263,46 @@ def test_caller_name_from_a_crm_is_sanitised(serve: Serve, caplog: pytest.LogCap
     assert any("routing hint" in r.getMessage() and UUID in r.getMessage() for r in caplog.records)
 
 
+def test_contact_id_and_owner_from_the_crm(serve: Serve) -> None:
+    lookup = FakeLookup(
+        {CALLER: CallerInfo(name="Jane Doe", contact_id="5012", owner="jane.roe@acme.example")}
+    )
+    fs = FakeFreeSwitch(serve(lookup)).run()
+    assert fs.sets == [
+        "effective_caller_id_name=Jane Doe",
+        "pbxlink_caller_name=Jane Doe",
+        "pbxlink_contact_id=5012",
+        "pbxlink_owner=jane.roe@acme.example",  # no extension known: the CRM owner's login
+        "pbxlink_lookup=hit",
+    ]
+
+
+def test_a_contact_id_alone_is_a_hit(serve: Serve) -> None:
+    fs = FakeFreeSwitch(serve(FakeLookup({CALLER: CallerInfo(contact_id="77")}))).run()
+    assert fs.sets == ["pbxlink_contact_id=77", "pbxlink_lookup=hit"]
+
+
+def test_contact_id_and_owner_that_would_change_a_dial_string_are_dropped(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    info = CallerInfo(name="Jane Doe", contact_id="42,sofia/gateway/x/900", owner="201|sofia/gateway/x/900")
+    fs = FakeFreeSwitch(serve(FakeLookup({CALLER: info}))).run()
+    assert fs.sets == [
+        "effective_caller_id_name=Jane Doe",
+        "pbxlink_caller_name=Jane Doe",
+        "pbxlink_lookup=hit",
+    ]
+    (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "contact id" in warning.getMessage() and UUID in warning.getMessage()
+
+
+def test_an_escaped_expansion_does_not_survive_cleaning(serve: Serve) -> None:
+    evil = "A $\\{system(reboot)} $\\${x} ${y}"
+    fs = FakeFreeSwitch(serve(FakeLookup({CALLER: CallerInfo(name=evil)}))).run()
+    assert fs.sets[0] == "effective_caller_id_name=A {system(reboot)} {x} {y}"
+    assert not [s for s in fs.sets if "${" in s]
+
+
 def test_twenty_calls_at_once_each_get_their_own_caller(serve: Serve) -> None:
     numbers = [f"+1555000{i:04d}" for i in range(20)]
     lookup = FakeLookup(
@@ -287,6 +328,7 @@ def test_twenty_calls_at_once_each_get_their_own_caller(serve: Serve) -> None:
             f"effective_caller_id_name=Caller {n[-2:]}",
             f"pbxlink_caller_name=Caller {n[-2:]}",
             f"pbxlink_route=2{n[-2:]}",
+            f"pbxlink_owner=2{n[-2:]}",
             "pbxlink_lookup=hit",
         ]
     assert sorted(lookup.asked) == numbers
@@ -297,7 +339,7 @@ def test_refused_commands_are_logged(serve: Serve, caplog: pytest.LogCaptureFixt
     fs = FakeFreeSwitch(serve(jane()), refusing).run()
     assert fs.commands[-1] == "exit"
     (warning,) = warnings_once_logged(caplog)
-    assert "refused 4 of 6 commands" in warning.getMessage() and UUID in warning.getMessage()
+    assert "refused 5 of 7 commands" in warning.getMessage() and UUID in warning.getMessage()
 
 
 def test_bind_failure_is_a_clear_error_not_a_dead_thread() -> None:
