@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             level="DEBUG" if verbose else level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         logging.getLogger("peewee").setLevel(logging.INFO)  # its DEBUG lines carry SQL parameters: secrets
+        logging.getLogger("urllib3").setLevel(logging.INFO)  # its DEBUG lines carry URLs: webhook secrets
         return int(args.handler(args, cfg) or 0)
     except (ConfigError, DatabaseOpenError, MigrationError) as exc:
         return _fail(str(exc), 2)
