@@ -25,7 +25,7 @@ DISPOSITIONS = ("answered", "missed")
 
 
 @bp.before_request
-def _authenticate() -> Response | None:
+def authenticate() -> Response | None:
     """A bearer token wins over the session: a script with a wrong token must hear so, not ride a cookie."""
     header = request.headers.get("Authorization")
     if header is not None:
@@ -43,8 +43,8 @@ def _authenticate() -> Response | None:
 
 @bp.get("/calls")
 def list_calls() -> Response:
-    page = _int_arg("page", 1, 1, None)
-    per_page = _int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
+    page = int_arg("page", 1, 1, None)
+    per_page = int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
     disposition = request.args.get("disposition") or None
     if disposition is not None and disposition not in DISPOSITIONS:
         abort(400, f"invalid disposition: must be one of {', '.join(DISPOSITIONS)}")
@@ -83,7 +83,7 @@ def _page(calls: list[dict[str, Any]], total: int, page: int, per_page: int) -> 
     return jsonify(calls=calls, page=page, per_page=per_page, total=total, next=next_url)
 
 
-def _int_arg(name: str, default: int, lo: int, hi: int | None) -> int:
+def int_arg(name: str, default: int, lo: int, hi: int | None) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default

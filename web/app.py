@@ -16,7 +16,7 @@ from pbxlink.domain.ports import Bus
 from pbxlink.storage.database import connection
 from pbxlink.storage.models import Setting, db_proxy
 
-from . import api, auth, calls, crm
+from . import api, auth, calls, crm, outbox
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(crm.bp)
     app.register_blueprint(crm.hooks)
+    app.register_blueprint(outbox.bp)
+    app.register_blueprint(outbox.api_bp)
     csrf.exempt(api.bp)  # JSON for bearer tokens: not ambient credentials
     csrf.exempt(crm.hooks)  # called by the CRMs, authenticated by the secret in the URL
 

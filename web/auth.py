@@ -68,6 +68,11 @@ class PanelUser(UserMixin):  # type: ignore[misc]
         return self.user.extension  # type: ignore[no-any-return]
 
     @property
+    def extensions(self) -> tuple[str, ...]:
+        """The extensions the user answers on: `User.extension` may list several ("201,202")."""
+        return tuple(dict.fromkeys(e for e in (p.strip() for p in (self.extension or "").split(",")) if e))
+
+    @property
     def sees_all(self) -> bool:
         """Supervisors and admins see every call; an agent only the calls they talked on."""
         return self.role in ("supervisor", "admin")
@@ -75,8 +80,8 @@ class PanelUser(UserMixin):  # type: ignore[misc]
     def can_see(self, call: Mapping[str, Any]) -> bool:
         if self.sees_all:
             return True
-        ext = self.extension
-        return bool(ext) and (call.get("agent") == ext or ext in (call.get("agents") or ()))
+        talked = {call.get("agent"), *(call.get("agents") or ())}
+        return any(ext in talked for ext in self.extensions)
 
 
 class LoginLimiter:

@@ -135,9 +135,9 @@ class HttpClient:
         if resp.status_code in (401, 403):
             return CrmAuthError(message + " (check the API key/token and its permissions)")
         if resp.status_code == 429:
-            return CrmUnavailable(message, retry_after=_retry_after(resp.headers.get("Retry-After")))
+            return CrmUnavailable(message, retry_after=parse_retry_after(resp.headers.get("Retry-After")))
         if resp.status_code >= 500 or resp.status_code == 408:
-            return CrmUnavailable(message, retry_after=_retry_after(resp.headers.get("Retry-After")))
+            return CrmUnavailable(message, retry_after=parse_retry_after(resp.headers.get("Retry-After")))
         return CrmRequestError(message)
 
     def wait_before(self, attempt: int, error: CrmError) -> float | None:
@@ -151,7 +151,7 @@ class HttpClient:
         self.session.close()
 
 
-def _retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None) -> float | None:
     """Retry-After as seconds: either a number of seconds or an HTTP date."""
     if not value:
         return None

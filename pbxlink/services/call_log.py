@@ -17,7 +17,7 @@ import peewee as pw
 from pbxlink.domain.calls import CallEvent, CallRecord
 from pbxlink.domain.ports import Handler
 from pbxlink.storage.calls import save_call
-from pbxlink.storage.models import db_proxy
+from pbxlink.storage.database import drop_connection
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,7 @@ def call_log_handler(
                     len(retry_delays),
                     delay,
                 )
-                _drop_connection()
+                drop_connection()
                 time.sleep(delay)
 
     return on_event
-
-
-def _drop_connection() -> None:
-    """Forget this thread's connection: a broken one (PostgreSQL restarted) is then replaced on next use."""
-    try:
-        db_proxy.close()
-    except pw.PeeweeException:
-        db_proxy.dispose()  # closing failed on a dead connection: just forget it

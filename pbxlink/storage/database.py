@@ -110,3 +110,11 @@ def open_database(cfg: Config) -> list[int]:
 
     configure(PhoneNumbers(cfg.phone.default_region, cfg.phone.match_digits))
     return migrate(connect(cfg.database.url))
+
+
+def drop_connection() -> None:
+    """Forget this thread's connection: a broken one (PostgreSQL restarted) is then replaced on next use."""
+    try:
+        db_proxy.close()
+    except pw.PeeweeException:
+        db_proxy.dispose()  # closing failed on a dead connection: just forget it

@@ -143,7 +143,7 @@ def retry_now(id: int, *, now: datetime | None = None) -> bool:
     return _update(id, not_done, status="pending", next_at=now or utcnow(), attempts=0)
 
 
-def retry_failed(kind: str | None = None, target: str | None = None, *, now: datetime | None = None) -> int:
+def retry_failed(target: str | None = None, kind: str | None = None, *, now: datetime | None = None) -> int:
     """Every failed row (of one kind/target if given) due again now; how many."""
     where = OutboxItem.status == "failed"
     if kind is not None:
@@ -152,6 +152,11 @@ def retry_failed(kind: str | None = None, target: str | None = None, *, now: dat
         where &= OutboxItem.target == target
     query = OutboxItem.update(status="pending", next_at=now or utcnow(), attempts=0, claimed_until=None)
     return int(query.where(where).execute())
+
+
+def purge_done(before: datetime) -> int:
+    """Delete the rows delivered before `before`; how many. Pending and failed rows are never purged."""
+    return int(OutboxItem.delete().where(OutboxItem.status == "done", OutboxItem.done_at < before).execute())
 
 
 def _update(id: int, condition: pw.Expression, **values: Any) -> bool:

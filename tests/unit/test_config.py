@@ -215,7 +215,7 @@ def test_outbound_socket_mistakes(tmp_path: Path, text: str, expected: str) -> N
         ('[web]\nlisten = "127.0.0.1:70000"\n', '[web] listen: "127.0.0.1:70000" is not host:port'),
         ('[web]\nlisen = "127.0.0.1:8080"\n', '[web]: unknown key "lisen" (did you mean "listen"?)'),
         ('[web]\nsecret_key = "short"\n', "[web] secret_key: must be at least 16 characters"),
-        ('colour = "x"\n', 'unknown key "colour" (known: database, web, pbx, log, data_dir, crm, phone, cache, redis, agi, webhook)'),
+        ('colour = "x"\n', 'unknown key "colour" (known: database, web, pbx, log, data_dir, crm, phone'),
         ('[datbase]\nurl = "x"\n', 'unknown key "datbase" (did you mean "database"?)'),
         (MINIMAL_PBX + 'pasword = "x"\n', '[[pbx]] #1 "main": unknown key "pasword"'),
         (MINIMAL_PBX.replace('name = "main"\n', ""), '[[pbx]] #1: missing key "name"'),
