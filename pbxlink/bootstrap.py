@@ -12,47 +12,53 @@ from pathlib import Path
 from types import FrameType
 
 from pbxlink.bus import InProcessBus
-from pbxlink.config import Config, PbxConfig, load_config, redact_url
+from pbxlink.config import Config, ConfigError, PbxConfig, load_config, redact_url
 from pbxlink.domain.calls import CallRecord
+from pbxlink.domain.phone import numbers
 from pbxlink.domain.ports import CheckResult
 from pbxlink.services.call_log import call_log_handler
 from pbxlink.simulation.thread import SimulatorThread
 from pbxlink.storage.calls import open_calls
-from pbxlink.storage.database import DatabaseOpenError, connect, first_line
-from pbxlink.storage.migrations import migrate
+from pbxlink.storage.database import DatabaseOpenError, connect, first_line, open_database
 
 log = logging.getLogger(__name__)
 
 
 class Service:
-    """`pbxlink run`: the PBX adapters, the bus, the call log and the web panel in one process."""
+    """`pbxlink run`: the PBX adapters, the bus, the call log, the CRM side and the panel in one process."""
 
     def __init__(self, cfg: Config) -> None:
         from pbxlink.ami.adapter import AmiAdapter
+        from pbxlink.ami.agi import agi_server
         from pbxlink.esl.adapter import EslAdapter
         from pbxlink.esl.outbound import outbound_server
-        from pbxlink.services.caller_lookup import CallLogLookup
+        from pbxlink.lookup_server import LookupServer
         from pbxlink.web.app import create_app
         from pbxlink.web.server import make_server
 
         self.cfg = cfg
-        applied = migrate(connect(cfg.database.url))
+        applied = open_database(cfg)
         if applied:
             log.info("database %s: applied migrations %s", redact_url(cfg.database.url), applied)
         self.bus = InProcessBus()
         self.bus.subscribe("call-log", call_log_handler())
+        self.crm = CrmSide(cfg, self.bus)
         self.adapters: list[AmiAdapter | EslAdapter] = []
-        self.outbound = []
+        self.lookup_servers: list[LookupServer] = (
+            [agi_server(cfg.agi, self.crm.caller_lookup)] if cfg.agi else []
+        )
         for pbx in cfg.pbx:
             adapter = AmiAdapter if pbx.type == "asterisk" else EslAdapter
             self.adapters.append(adapter(pbx, self.bus.publish, _open_calls_of(pbx)))
-            if pbx.type == "freeswitch" and (server := outbound_server(pbx, CallLogLookup())) is not None:
-                self.outbound.append(server)
-        self.server = make_server(create_app(cfg, self.bus), cfg.web.host, cfg.web.port)
+            if pbx.type == "freeswitch" and (server := outbound_server(pbx, self.crm.caller_lookup)):
+                self.lookup_servers.append(server)
+        app = create_app(cfg, self.bus, **self.crm.web_parts())
+        self.server = make_server(app, cfg.web.host, cfg.web.port, threads=cfg.web.threads)
 
     def start(self) -> None:
-        for server in self.outbound:
-            server.start()  # a port in use is an OutboundBindError: said in one line, before anything runs
+        for server in self.lookup_servers:
+            server.start()  # a port in use is a ConfigError: said in one line, before anything runs
+        self.crm.start()
         for adapter in self.adapters:
             adapter.start()
 
@@ -68,12 +74,69 @@ class Service:
             self.stop()
 
     def stop(self) -> None:
-        for server in self.outbound:
+        for server in self.lookup_servers:
             server.stop()
         for adapter in self.adapters:
             adapter.stop()
-        self.bus.close()  # after the adapters: what they published last is still written
+        self.bus.close()  # after the adapters: what they published last is still written (and queued)
+        self.crm.stop()
         self.server.close()
+
+
+class CrmSide:
+    """The CRM connectors, the cached caller directory, screen-pops, and the outbox that logs
+    calls in the CRMs and delivers webhooks, subscribed to `bus`."""
+
+    def __init__(self, cfg: Config, bus: InProcessBus) -> None:
+        from pbxlink.cache import make_cache
+        from pbxlink.crm import build_connectors
+        from pbxlink.services.caller_lookup import CallLogLookup, CrmCallerLookup
+        from pbxlink.services.crm_sync import crm_log_deliverer, crm_log_handler
+        from pbxlink.services.directory import CallerDirectory
+        from pbxlink.services.outbox import OutboxWorker
+        from pbxlink.services.pop_hub import PopHub
+        from pbxlink.services.screenpop import ScreenPops, calls_from_log
+        from pbxlink.services.webhooks import webhook_deliverer, webhook_handler
+        from pbxlink.storage.outbox import enqueue
+
+        self.connectors = build_connectors(cfg.crm)
+        self.directory = CallerDirectory(
+            self.connectors, make_cache(cfg.redis_url), numbers(), cfg.cache.ttl, cfg.cache.negative_ttl
+        )
+        self.caller_lookup = CrmCallerLookup(self.directory, fallback=CallLogLookup())
+        self.hub = PopHub()
+        self.pops = ScreenPops(self.directory, calls_from_log, self.hub)
+        bus.subscribe("screen-pops", self.pops.on_event)
+        self.worker = OutboxWorker(
+            {
+                "crm_log": crm_log_deliverer(
+                    {c.name: c for c in self.connectors}, numbers(), lambda call: None
+                ),
+                "webhook": webhook_deliverer(cfg.webhooks),
+            },
+            schedule=cfg.outbox.retry_delays,
+            give_up_after=cfg.outbox.give_up_after,
+        )
+        if self.connectors:
+            names = [c.name for c in self.connectors]
+            bus.subscribe("crm-log", crm_log_handler(names, enqueue, self.worker.notify))
+        if cfg.webhooks:
+            bus.subscribe("webhooks", webhook_handler(cfg.webhooks, enqueue, self.worker.notify))
+
+    def web_parts(self) -> dict[str, object]:
+        return {
+            "pops": self.hub,
+            "directory": self.directory,
+            "connectors": self.connectors,
+            "outbox_worker": self.worker,
+        }
+
+    def start(self) -> None:
+        self.worker.start()  # also delivers what an earlier run left in the outbox
+
+    def stop(self) -> None:
+        self.pops.close()
+        self.worker.stop()
 
 
 def _open_calls_of(pbx: PbxConfig) -> Callable[[], list[CallRecord]]:
@@ -110,12 +173,36 @@ def check(cfg: Config) -> int:
         results.append(CheckResult(False, "PBX", "no [[pbx]] entry in the config: nothing to connect to"))
     for pbx in cfg.pbx:
         results += check_asterisk(pbx) if pbx.type == "asterisk" else check_freeswitch(pbx)
+    results += _check_crm_side(cfg)
     for r in results:
         mark = "FAIL" if not r.ok else "WARN" if r.warning else "ok  "
         print(f"{mark} {r.what}: {r.detail}" if r.detail else f"{mark} {r.what}")
     failed = sum(not r.ok for r in results)
     print("all good" if not failed else f"{failed} problem(s): see the FAIL lines above")
     return 0 if not failed else 1
+
+
+def _check_crm_side(cfg: Config) -> list[CheckResult]:
+    """Each CRM's credentials (one light request each) and the shared cache."""
+    from pbxlink.crm import build_connectors
+
+    results = []
+    try:
+        connectors = build_connectors(cfg.crm)
+    except ConfigError as exc:
+        return [CheckResult(False, "CRM config", str(exc))]
+    for connector in connectors:
+        results.append(connector.check())
+    if cfg.redis_url:
+        import redis
+
+        where = f"Redis {redact_url(cfg.redis_url)}"
+        try:
+            redis.Redis.from_url(cfg.redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+            results.append(CheckResult(True, where, "answers"))
+        except redis.RedisError as exc:
+            results.append(CheckResult(False, where, f"{first_line(exc)} (is redis-server running there?)"))
+    return results
 
 
 _PBX_NAMES = {"asterisk": "Asterisk", "freeswitch": "FreeSWITCH"}
@@ -156,7 +243,7 @@ def demo(args: argparse.Namespace) -> None:
         f'username = "pbxlink"\nsecret = "{sim_secret}"\nping_interval = 5\n'
     )
     cfg = load_config(config)
-    migrate(connect(cfg.database.url))
+    open_database(cfg)
     password = secrets.token_urlsafe(9)
     admin = User.get_or_none(User.username == "admin")
     if admin is None:

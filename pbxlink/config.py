@@ -111,6 +111,14 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class OutboxConfig:
+    """How CRM call logs and webhooks are retried: the waits between attempts (the last repeats)."""
+
+    retry_delays: tuple[float, ...] = (10.0, 30.0, 120.0, 300.0, 900.0, 1800.0)
+    give_up_after: float = 3 * 86400.0  # seconds of failing before a delivery is marked failed
+
+
+@dataclass(frozen=True)
 class AgiConfig:
     """The FastAGI server for `AGI(agi://pbxlink:4573/lookup)`; None in Config = not served."""
 
@@ -145,6 +153,7 @@ class Config:
     cache: CacheConfig = CacheConfig()
     agi: AgiConfig | None = None
     webhooks: tuple[WebhookConfig, ...] = ()
+    outbox: OutboxConfig = OutboxConfig()
     #: redis://… : shared cache (and, later, the bus); None = in-process
     redis_url: str | None = field(default=None, repr=False)
 
@@ -168,12 +177,26 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     return _Loader(Path(path), env).load()
 
 
-_TOP_KEYS = ("database", "web", "pbx", "log", "data_dir", "crm", "phone", "cache", "redis", "agi", "webhook")
+_TOP_KEYS = (
+    "database",
+    "web",
+    "pbx",
+    "log",
+    "data_dir",
+    "crm",
+    "phone",
+    "cache",
+    "redis",
+    "agi",
+    "webhook",
+    "outbox",
+)
 CRM_TYPES = ("hubspot", "pipedrive", "odoo", "bitrix24", "zoho", "rest")
 _PHONE_KEYS = ("default_region", "match_digits")
 _CACHE_KEYS = ("ttl", "negative_ttl")
 _REDIS_KEYS = ("url",)
 _AGI_KEYS = ("listen", "budget")
+_OUTBOX_KEYS = ("retry_delays", "give_up_after")
 _WEBHOOK_KEYS = ("name", "url", "secret", "events")
 EVENT_KINDS = ("started", "updated", "ringing", "ring_ended", "answered", "transferred", "ended", "recording")
 MAX_AGI_BUDGET = 5.0
@@ -238,6 +261,25 @@ class _Loader:
             agi=self.agi(doc.get("agi")),
             webhooks=self.webhooks(doc.get("webhook", [])),
             redis_url=self.redis(self.table(doc, "redis")),
+            outbox=self.outbox(self.table(doc, "outbox")),
+        )
+
+    def outbox(self, table: Mapping[str, Any]) -> OutboxConfig:
+        self.known(table, _OUTBOX_KEYS, "[outbox]")
+        delays = table.get("retry_delays", list(OutboxConfig.retry_delays))
+        if (
+            not isinstance(delays, list)
+            or not delays
+            or any(isinstance(d, bool) or not isinstance(d, int | float) or d <= 0 for d in delays)
+        ):
+            raise self.fail(
+                "[outbox]",
+                f"expected a list of positive seconds like [10, 30, 120], got {_show(delays)}",
+                key="retry_delays",
+            )
+        return OutboxConfig(
+            retry_delays=tuple(float(d) for d in delays),
+            give_up_after=self.number(table, "give_up_after", "[outbox]", OutboxConfig.give_up_after),
         )
 
     def named_list(self, entries: Any, section: str) -> list[tuple[str, dict[str, Any]]]:

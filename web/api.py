@@ -50,17 +50,18 @@ def list_calls() -> Response:
         abort(400, f"invalid disposition: must be one of {', '.join(DISPOSITIONS)}")
     agent = request.args.get("agent") or None
     viewer: PanelUser = g.viewer
+    scope: str | tuple[str, ...] | None = agent
     if not viewer.sees_all:
-        if agent is not None and agent != viewer.extension:
+        if agent is not None and agent not in viewer.extensions:
             abort(403, "agents may only see their own calls")
-        if not viewer.extension:
+        if not viewer.extensions:
             return _page([], 0, page, per_page)
-        agent = viewer.extension
+        scope = agent or viewer.extensions
     f = CallFilter(
         since=_time_arg("since", end_of_day=False),
         until=_time_arg("until", end_of_day=True),
         number=request.args.get("number") or None,
-        agent=agent,
+        agent=scope,
         disposition=disposition,
     )
     calls, total = search_calls(f, limit=per_page, offset=(page - 1) * per_page)

@@ -16,7 +16,7 @@ from pbxlink.domain.ports import Bus
 from pbxlink.storage.database import connection
 from pbxlink.storage.models import Setting, db_proxy
 
-from . import api, auth, calls, crm, outbox
+from . import api, auth, calls, crm, outbox, pops
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(calls.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(pops.bp)
     app.register_blueprint(crm.bp)
     app.register_blueprint(crm.hooks)
     app.register_blueprint(outbox.bp)

@@ -129,7 +129,7 @@ def init_app(app: Flask) -> None:
 
 def wants_json() -> bool:
     """API and event-stream clients get JSON errors, people get pages."""
-    return request.path.startswith("/api/") or request.path == "/calls/stream"
+    return request.path.startswith("/api/") or request.path in ("/calls/stream", "/pops/stream")
 
 
 @bp.route("/login", methods=["GET", "POST"])

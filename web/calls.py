@@ -52,8 +52,8 @@ def index() -> str:
     viewer: PanelUser = current_user._get_current_object()
     since = today_start()
     calls: list[dict[str, Any]] = []
-    if viewer.sees_all or viewer.extension:
-        scope = None if viewer.sees_all else viewer.extension
+    if viewer.sees_all or viewer.extensions:
+        scope = None if viewer.sees_all else viewer.extensions
         calls, _ = search_calls(CallFilter(since=since, agent=scope), limit=PAGE_LIMIT)  # newest first
     live = current_app.extensions["pbxlink.bus"] is not None
     return render_template("calls/index.html", calls=calls, since=since.isoformat(), live=live)

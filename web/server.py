@@ -16,7 +16,10 @@ log = logging.getLogger(__name__)
 
 def make_server(app: Flask, host: str, port: int, threads: int = 32) -> BaseWSGIServer | MultiSocketServer:
     """A bound, not yet running server; port 0 picks a free one (see `effective_port`)."""
-    return create_server(app, host=host, port=port, threads=threads, ident="pbxlink")
+    # every open live or pop page holds a connection and a thread: accept a few more than the threads
+    return create_server(
+        app, host=host, port=port, threads=threads, connection_limit=threads + 50, ident="pbxlink"
+    )
 
 
 def serve(app: Flask, host: str, port: int, threads: int = 32) -> None:

@@ -7,7 +7,9 @@ a row that holds the final record is never rolled back by a stale partial snapsh
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +29,7 @@ class CallFilter:
     since: datetime | None = None  # started_at >= since
     until: datetime | None = None  # started_at < until
     number: str | None = None  # caller or callee: same E.164, else same last digits (pbxlink.domain.phone)
-    agent: str | None = None  # the first agent or any agent who talked
+    agent: str | tuple[str, ...] | None = None  # the first agent or any agent who talked (any of several)
     disposition: str | None = None
 
 
@@ -162,9 +164,10 @@ def _matching(f: CallFilter) -> pw.ModelSelect[Call]:
     if f.number:
         conditions.append(_number_matches("caller", f.number) | _number_matches("callee", f.number))
     if f.agent:
-        listed = "%" + _like_escape(json.dumps(f.agent)) + "%"
         conditions.append(
-            (Call.agent == f.agent) | pw.NodeList((Call.agents, pw.SQL("LIKE"), listed, _ESCAPE))
+            functools.reduce(
+                operator.or_, map(_agent_talked, (f.agent,) if isinstance(f.agent, str) else f.agent)
+            )
         )
     if f.disposition:
         conditions.append(Call.disposition == f.disposition)
@@ -172,6 +175,11 @@ def _matching(f: CallFilter) -> pw.ModelSelect[Call]:
 
 
 _ESCAPE = pw.SQL("ESCAPE '\\'")
+
+
+def _agent_talked(agent: str) -> pw.Expression:
+    listed = "%" + _like_escape(json.dumps(agent)) + "%"
+    return (Call.agent == agent) | pw.NodeList((Call.agents, pw.SQL("LIKE"), listed, _ESCAPE))
 
 
 def _number_matches(side: str, number: str) -> pw.Expression:

@@ -20,7 +20,8 @@ ROLES: tuple[str, ...] = ("agent", "supervisor", "admin")
 MIN_PASSWORD_LENGTH = 8
 
 _USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
-_EXTENSION = re.compile(r"[A-Za-z0-9_*#+.-]{1,32}")
+#: one extension, or several separated by commas ("201,202"): an agent answering on two phones
+_EXTENSION = re.compile(r"(?=.{1,32}$)[A-Za-z0-9_*#+.-]+(?:,[A-Za-z0-9_*#+.-]+)*")
 
 #: Module-wide so tests can swap in a cheap hasher; argon2's defaults are the production cost.
 _hasher = PasswordHasher()
@@ -34,7 +35,10 @@ def create_user(username: str, password: str, role: str = "agent", extension: st
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if extension is not None and not _EXTENSION.fullmatch(extension):
-        raise ValueError("extension must be 1-32 characters of letters, digits and _ * # + . -")
+        raise ValueError(
+            "extension must be 1-32 characters of letters, digits and _ * # + . - "
+            '(several extensions separated by commas: "201,202")'
+        )
     _check_password(password)
     password_hash = _hasher.hash(password)
     try:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -49,6 +49,7 @@ class Reply:
 
 
 Route = Callable[[Request, re.Match[str]], Reply]
+HOST = "127.0.0.1"
 
 
 class FakeCrm:
@@ -59,14 +60,13 @@ class FakeCrm:
         self.requests: list[Request] = []
         self.faults: deque[tuple[re.Pattern[str] | None, Reply]] = deque()
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer((HOST, 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{HOST}:{self.server.server_port}"
 
     def route(self, method: str, pattern: str, handler: Route) -> None:
         self.routes.append((method, re.compile(pattern), handler))
@@ -84,7 +84,7 @@ class FakeCrm:
                 if (method is None or r.method == method) and (path is None or re.search(path, r.path))
             ]
 
-    def __enter__(self) -> FakeCrm:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -23,6 +23,7 @@ from pbxlink.ami.agi import AgiBindError, AgiServer, agi_server
 from pbxlink.ami.agi_session import Timeouts
 from pbxlink.config import AgiConfig
 from pbxlink.domain.ports import CallerInfo
+from tests.lookup_fakes import FakeLookup, LookupServers
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "asterisk" / "agi_lookup.agi.jsonl"
 ROWS = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
@@ -93,25 +94,6 @@ class FakeAsterisk:
         return self
 
 
-class FakeLookup:
-    """A CallerLookup answering from a table, optionally slowly or with an error; records the numbers."""
-
-    def __init__(
-        self, answers: dict[str, CallerInfo] | None = None, delay: float = 0.0, error: Exception | None = None
-    ) -> None:
-        self.answers, self.delay, self.error = answers or {}, delay, error
-        self.asked: list[str] = []
-        self.released = threading.Event()  # set at teardown: no worker thread outlives the test
-
-    def lookup(self, number: str) -> CallerInfo | None:
-        self.asked.append(number)
-        if self.delay:
-            self.released.wait(self.delay)
-        if self.error is not None:
-            raise self.error
-        return self.answers.get(number)
-
-
 def acme() -> FakeLookup:
     return FakeLookup({CALLER: CallerInfo(name="ACME Corp", hint="201", contact_id="c-105", owner="ann")})
 
@@ -119,19 +101,16 @@ def acme() -> FakeLookup:
 @pytest.fixture
 def serve() -> Iterator[Serve]:
     """Start an AgiServer on a free loopback port; stopped after the test."""
-    started: list[tuple[AgiServer, FakeLookup]] = []
+    servers = LookupServers()
 
     def start(
         lookup: FakeLookup, budget: float = BUDGET, timeouts: Timeouts = TIMEOUTS, **kw: int
     ) -> tuple[str, int]:
         server = AgiServer(lookup, "127.0.0.1", 0, budget, pbx="test", timeouts=timeouts, **kw)
-        started.append((server, lookup))
-        return server.start()
+        return servers.start(server, lookup)
 
     yield start
-    for server, lookup in started:
-        lookup.released.set()
-        server.stop()
+    servers.stop_all()
 
 
 @pytest.fixture(autouse=True)

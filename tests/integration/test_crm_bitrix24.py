@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
 from pbxlink.config import ConfigError, CrmConfig
 from pbxlink.crm.bitrix24 import Bitrix24, from_config
-from pbxlink.domain.crm import CallLogEntry, CrmAuthError, CrmRequestError, CrmUnavailable, Deal
-from pbxlink.domain.phone import PhoneNumbers, PhoneQuery, configure, numbers
+from pbxlink.domain.crm import CrmAuthError, CrmRequestError, CrmUnavailable, Deal
 from tests.crm.fake import Reply
 from tests.crm.fake_bitrix24 import FakeBitrix24
+from tests.crm.samples import log_entry, numbering, query
 
 
 @pytest.fixture
@@ -31,23 +31,7 @@ def connector(fake: FakeBitrix24, timeout: float = 2.0, **options: object) -> Bi
     return conn
 
 
-def q(raw: str) -> PhoneQuery:
-    query = numbers().query(raw)
-    assert query is not None
-    return query
-
-
-def entry(key: str = "pbx1:1700000000.1", **kw: object) -> CallLogEntry:
-    base: dict[str, object] = {
-        "key": key,
-        "direction": "inbound",
-        "number": "+15551234567",
-        "started_at": datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
-        "duration_s": 42.4,
-        "disposition": "answered",
-        "agent": "201",
-    }
-    return CallLogEntry(**{**base, **kw})  # type: ignore[arg-type]
+entry = partial(log_entry, duration_s=42.4)
 
 
 # lookups ---------------------------------------------------------------------------------------
@@ -67,7 +51,7 @@ def test_a_contact_is_found_whatever_form_its_number_is_stored_in(
     b24: FakeBitrix24, stored: str, asked: str
 ) -> None:
     cid = b24.add("CONTACT", phones=(stored,), NAME="Ada", LAST_NAME="Lovelace")
-    [found] = connector(b24).find_contacts(q(asked))
+    [found] = connector(b24).find_contacts(query(asked))
     assert (found.id, found.name, found.kind, found.phones) == (
         str(cid),
         "Ada Lovelace",
@@ -82,25 +66,21 @@ def test_a_contact_is_found_whatever_form_its_number_is_stored_in(
 def test_a_national_number_with_its_trunk_prefix_is_found_on_a_site_of_that_country(
     b24: FakeBitrix24,
 ) -> None:
-    site = numbers()
-    configure(PhoneNumbers(default_region="GB"))
-    try:
+    with numbering("GB"):
         cid = b24.add("CONTACT", phones=("020 7946 0958",), NAME="Ada")
-        assert [c.id for c in connector(b24).find_contacts(q("+44 20 7946 0958"))] == [str(cid)]
-    finally:
-        configure(site)
+        assert [c.id for c in connector(b24).find_contacts(query("+44 20 7946 0958"))] == [str(cid)]
 
 
 def test_an_unknown_number_is_one_request_and_nothing_found(b24: FakeBitrix24) -> None:
     b24.add("CONTACT", phones=("+15550000000",), NAME="Someone")
-    assert connector(b24).find_contacts(q("+15551234567")) == []
+    assert connector(b24).find_contacts(query("+15551234567")) == []
     assert len(b24.http.calls()) == 1
 
 
 def test_a_record_the_stale_duplicate_index_still_finds_is_dropped(b24: FakeBitrix24) -> None:
     b24.add("CONTACT", phones=("+15559999999",), indexed_as=("+15551234567",), NAME="Moved Away")
     keep = b24.add("CONTACT", phones=("+15551234567",), NAME="Still Here")
-    assert [c.id for c in connector(b24).find_contacts(q("+15551234567"))] == [str(keep)]
+    assert [c.id for c in connector(b24).find_contacts(query("+15551234567"))] == [str(keep)]
 
 
 def test_several_contacts_come_newest_first_with_owner_company_and_open_deals(b24: FakeBitrix24) -> None:
@@ -126,7 +106,7 @@ def test_several_contacts_come_newest_first_with_owner_company_and_open_deals(b2
         CURRENCY_ID="USD",
         STAGE_ID="LOSE",
     )
-    first, second = connector(b24).find_contacts(q("+15551234567"))
+    first, second = connector(b24).find_contacts(query("+15551234567"))
     assert (first.id, second.id) == (str(new), str(old))
     assert (second.owner, second.owner_extension, second.company) == ("Olga Owner", "201", "Acme Ltd")
     assert first.owner == "Admin Istrator" and first.company is None and first.deals == ()
@@ -146,11 +126,11 @@ def test_several_contacts_come_newest_first_with_owner_company_and_open_deals(b2
 def test_companies_then_leads_when_no_contact_has_the_number(b24: FakeBitrix24) -> None:
     lead = b24.add("LEAD", phones=("+15551234567",), TITLE="Web form", COMPANY_TITLE="Initech")
     conn = connector(b24)
-    [found] = conn.find_contacts(q("+15551234567"))
+    [found] = conn.find_contacts(query("+15551234567"))
     assert (found.id, found.kind, found.name, found.company) == (f"L_{lead}", "lead", "Web form", "Initech")
     assert found.url == f"{b24.http.url}/crm/lead/details/{lead}/"
     co = b24.add("COMPANY", phones=("+15551234567",), TITLE="Acme Ltd")
-    [found] = conn.find_contacts(q("+15551234567"))
+    [found] = conn.find_contacts(query("+15551234567"))
     assert (found.id, found.kind, found.name) == (f"CO_{co}", "company", "Acme Ltd")
     assert conn.contact_url(found.id) == f"{b24.http.url}/crm/company/details/{co}/"
 
@@ -159,16 +139,16 @@ def test_paging_is_followed_and_bounded(b24: FakeBitrix24) -> None:
     for i in range(20):
         b24.add("CONTACT", phones=("+15551234567",), NAME=f"Twin {i}")
     b24.page_size = 8
-    assert len(connector(b24).find_contacts(q("+15551234567"))) == 20
+    assert len(connector(b24).find_contacts(query("+15551234567"))) == 20
     assert [c.get("start") for c in b24.calls("crm.contact.list")] == [0, 8, 16]
     b24.page_size = 5
-    assert len(connector(b24).find_contacts(q("+15551234567"))) == 15  # 3 pages, no more
+    assert len(connector(b24).find_contacts(query("+15551234567"))) == 15  # 3 pages, no more
     assert [c.get("start") for c in b24.calls("crm.contact.list")][3:] == [0, 5, 10]
 
 
 def test_names_from_the_crm_are_passed_through_as_text(b24: FakeBitrix24) -> None:
     b24.add("CONTACT", phones=("+15551234567",), NAME="<script>x</script>\r\nX-Evil: 1", LAST_NAME="O'Neil")
-    [found] = connector(b24).find_contacts(q("+15551234567"))
+    [found] = connector(b24).find_contacts(query("+15551234567"))
     assert found.name == "<script>x</script>\r\nX-Evil: 1 O'Neil"
 
 
@@ -192,16 +172,16 @@ def test_an_answered_call_is_registered_finished_and_its_recording_attached(b24:
         "USER_ID": 7,
         "PHONE_NUMBER": "+15551234567",
         "TYPE": 2,
-        "CALL_START_DATE": "2024-05-06T07:08:09+00:00",
+        "CALL_START_DATE": "2024-05-01T14:03:07+00:00",
         "CRM_CREATE": 0,
         "SHOW": 0,
         "ADD_TO_CHAT": 0,
-        "EXTERNAL_CALL_ID": "pbx1:1700000000.1",
+        "EXTERNAL_CALL_ID": "asterisk:1714570000.42",
         "CRM_ENTITY_TYPE": "CONTACT",
         "CRM_ENTITY_ID": cid,
     }
     [row] = b24.stats
-    assert row["CALL_ID"] == call_id and row["EXTERNAL_CALL_ID"] == "pbx1:1700000000.1"
+    assert row["CALL_ID"] == call_id and row["EXTERNAL_CALL_ID"] == "asterisk:1714570000.42"
     assert (row["PORTAL_USER_ID"], row["CALL_DURATION"], row["CALL_FAILED_CODE"]) == ("7", "42", "200")
     assert (row["CRM_ENTITY_TYPE"], row["CRM_ENTITY_ID"], row["CALL_RECORD_URL"]) == (
         "CONTACT",
@@ -303,7 +283,7 @@ def test_a_wrong_webhook_code_is_an_auth_error_that_says_what_to_check_and_hides
     wrong = b24.webhook.replace(b24.code, "wr0ngc0de")
     conn = from_config(CrmConfig(name="b24", type="bitrix24", options={"webhook": wrong}))
     with caplog.at_level(logging.DEBUG, logger="pbxlink"), pytest.raises(CrmAuthError) as err:
-        conn.find_contacts(q("+15551234567"))
+        conn.find_contacts(query("+15551234567"))
     message = str(err.value)
     assert "401" in message and "Wrong authorization data" in message and "inbound webhook" in message
     assert "wr0ngc0de" not in message + caplog.text
@@ -321,14 +301,14 @@ def test_an_unknown_method_is_a_request_error(b24: FakeBitrix24) -> None:
         Reply(404, {"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found!"})
     )
     with pytest.raises(CrmRequestError, match=r"404.*Method not found"):
-        connector(b24).find_contacts(q("+15551234567"))
+        connector(b24).find_contacts(query("+15551234567"))
 
 
 def test_a_short_retry_after_is_honoured_then_the_lookup_succeeds(b24: FakeBitrix24) -> None:
     b24.add("CONTACT", phones=("+15551234567",), NAME="Ada")
     b24.http.fail_next(Reply(429, {"error": "QUERY_LIMIT_EXCEEDED"}, headers={"Retry-After": "0.3"}))
     t0 = time.monotonic()
-    assert [c.name for c in connector(b24).find_contacts(q("+15551234567"))] == ["Ada"]
+    assert [c.name for c in connector(b24).find_contacts(query("+15551234567"))] == ["Ada"]
     assert time.monotonic() - t0 >= 0.3
 
 
@@ -336,14 +316,14 @@ def test_a_long_retry_after_fails_at_once_with_retry_after_set(b24: FakeBitrix24
     b24.http.fail_next(Reply(429, {"error": "QUERY_LIMIT_EXCEEDED"}, headers={"Retry-After": "3600"}))
     t0 = time.monotonic()
     with pytest.raises(CrmUnavailable) as err:
-        connector(b24).find_contacts(q("+15551234567"))
+        connector(b24).find_contacts(query("+15551234567"))
     assert err.value.retry_after == 3600 and time.monotonic() - t0 < 2
 
 
 def test_query_limit_exceeded_is_retried_then_succeeds(b24: FakeBitrix24) -> None:
     limit = Reply(503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
     b24.http.fail_next(limit, times=2)
-    assert connector(b24).find_contacts(q("+15551234567")) == []
+    assert connector(b24).find_contacts(query("+15551234567")) == []
     assert len(b24.http.calls()) == 3
 
 
@@ -352,7 +332,7 @@ def test_a_server_error_that_persists_is_unavailable_after_the_retries(b24: Fake
         Reply(500, {"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal server error"}), times=5
     )
     with pytest.raises(CrmUnavailable, match=r"500.*Internal server error"):
-        connector(b24).find_contacts(q("+15551234567"))
+        connector(b24).find_contacts(query("+15551234567"))
     assert len(b24.http.calls()) == 3
 
 
@@ -360,7 +340,7 @@ def test_a_portal_that_never_answers_is_unavailable_within_the_timeout(b24: Fake
     b24.http.fail_next(Reply(200, {}, delay=3.0), times=3)
     t0 = time.monotonic()
     with pytest.raises(CrmUnavailable, match=r"no answer within 0\.3 s"):
-        connector(b24, timeout=0.3).find_contacts(q("+15551234567"))
+        connector(b24, timeout=0.3).find_contacts(query("+15551234567"))
     assert time.monotonic() - t0 < 2.5  # 3 attempts of 0.3 s and short backoffs
 
 

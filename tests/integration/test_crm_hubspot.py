@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,11 +13,10 @@ from pbxlink.config import ConfigError, CrmConfig
 from pbxlink.crm import build_connector
 from pbxlink.crm._callnote import marker
 from pbxlink.crm.hubspot import BUSY, CONNECTED, HubSpot
-from pbxlink.domain import phone
-from pbxlink.domain.crm import CallLogEntry, CrmAuthError, CrmRequestError, CrmUnavailable
-from pbxlink.domain.phone import PhoneNumbers, PhoneQuery
+from pbxlink.domain.crm import CrmAuthError, CrmRequestError, CrmUnavailable
 from tests.crm.fake import Reply
 from tests.crm.fake_hubspot import PORTAL_ID, SCOPES, TOKEN, FakeHubSpot, rate_limited
+from tests.crm.samples import log_entry, numbering, query
 
 NUMBER = "+12125550142"
 SEARCH = "/crm/v3/objects/contacts/search"
@@ -25,10 +24,8 @@ SEARCH = "/crm/v3/objects/contacts/search"
 
 @pytest.fixture(autouse=True)
 def us_numbers() -> Iterator[None]:
-    before = phone.numbers()
-    phone.configure(PhoneNumbers("US"))
-    yield
-    phone.configure(before)
+    with numbering("US"):
+        yield
 
 
 @pytest.fixture
@@ -44,25 +41,12 @@ def connect(hub: FakeHubSpot, timeout: float = 2.0, **options: Any) -> HubSpot:
     return connector
 
 
-def q(raw: str) -> PhoneQuery:
-    query = phone.numbers().query(raw)
-    assert query is not None
-    return query
-
-
-def entry(**kw: Any) -> CallLogEntry:
-    fields: dict[str, Any] = {
-        "key": "asterisk:1714570000.42",
-        "direction": "inbound",
-        "number": NUMBER,
-        "started_at": datetime(2024, 5, 1, 14, 3, 7, tzinfo=UTC),
-        "duration_s": 125.0,
-        "disposition": "answered",
-        "agent": "201",
-        "caller_name": "Ann Example",
-        "recording_url": "https://pbx.example.com/recordings/42.wav",
-    }
-    return CallLogEntry(**{**fields, **kw})
+entry = partial(
+    log_entry,
+    number=NUMBER,
+    caller_name="Ann Example",
+    recording_url="https://pbx.example.com/recordings/42.wav",
+)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +64,7 @@ def test_finds_the_contact_whatever_format_the_number_was_stored_in(
     hub: FakeHubSpot, stored: str, asked: str, national: str
 ) -> None:
     cid = hub.add_contact(firstname="Ann", lastname="Example", phone=stored, company="Acme")
-    [found] = connect(hub).find_contacts(q(asked))
+    [found] = connect(hub).find_contacts(query(asked))
     assert (found.crm, found.id, found.name, found.company, found.phones) == (
         "hubspot",
         cid,
@@ -97,21 +81,21 @@ def test_finds_the_contact_whatever_format_the_number_was_stored_in(
         "operator": "CONTAINS_TOKEN",
         "value": f"*{national}",
     } in filters
-    assert {"propertyName": "phone", "operator": "EQ", "value": q(asked).e164} in filters
+    assert {"propertyName": "phone", "operator": "EQ", "value": query(asked).e164} in filters
     assert "mobilephone" in search.json["properties"] and "hubspot_owner_id" in search.json["properties"]
 
 
 def test_mobile_numbers_are_found_too_and_an_unknown_number_is_nobody(hub: FakeHubSpot) -> None:
     cid = hub.add_contact(firstname="Bob", mobilephone="+1 (212) 555 0199")
     connector = connect(hub)
-    assert [c.id for c in connector.find_contacts(q("+12125550199"))] == [cid]
-    assert connector.find_contacts(q("+12125550100")) == []
+    assert [c.id for c in connector.find_contacts(query("+12125550199"))] == [cid]
+    assert connector.find_contacts(query("+12125550100")) == []
 
 
 def test_a_search_hit_that_is_another_number_is_dropped(hub: FakeHubSpot) -> None:
     """HubSpot's searchable copy has no country code: +44 212 555 0142 looks like +1 212 555 0142."""
     hub.add_contact(firstname="Not", lastname="Ann", phone="+44 212 555 0142")
-    assert connect(hub).find_contacts(q(NUMBER)) == []
+    assert connect(hub).find_contacts(query(NUMBER)) == []
     assert hub.calls("POST", SEARCH)[0].json["filterGroups"]  # the CRM did answer a broader search
 
 
@@ -123,7 +107,7 @@ def test_several_matches_best_first_with_owners_company_and_open_deals(hub: Fake
     deal = hub.add_deal(newer, "Renewal 2024", "1500", deal_currency_code="EUR", dealstage="contractsent")
     hub.add_deal(newer, "Lost one", "10", closed=True)
     hub.add_deal(older, "Someone else's", "20")
-    first, second = connect(hub).find_contacts(q(NUMBER))
+    first, second = connect(hub).find_contacts(query(NUMBER))
     assert (first.id, first.owner, first.company) == (newer, "Olga Owner", "Acme")
     assert (second.id, second.owner, second.deals) == (older, "second@acme.example", ())
     [open_deal] = first.deals
@@ -140,7 +124,7 @@ def test_owners_are_asked_once_and_an_unknown_owner_leaves_the_lookup_intact(hub
     hub.add_contact(firstname="Ann", phone=NUMBER, hubspot_owner_id="999")
     connector = connect(hub)
     for _ in range(2):
-        [found] = connector.find_contacts(q(NUMBER))
+        [found] = connector.find_contacts(query(NUMBER))
         assert (found.name, found.owner) == ("Ann", None)
     assert len(hub.calls("GET", "/crm/v3/owners/999")) == 1
 
@@ -150,7 +134,7 @@ def test_deals_hubspot_will_not_show_leave_the_contact(hub: FakeHubSpot) -> None
     denied = {"status": "error", "message": "This app hasn't been granted all required scopes"}
     missing_scope = Reply(403, {**denied, "category": "MISSING_SCOPES"})
     hub.fail_next(missing_scope, path="/deals/search")
-    [found] = connect(hub).find_contacts(q(NUMBER))
+    [found] = connect(hub).find_contacts(query(NUMBER))
     assert (found.name, found.deals) == ("Ann", ())
 
 
@@ -158,11 +142,11 @@ def test_paging_follows_after_but_only_so_far(hub: FakeHubSpot) -> None:
     real = hub.add_contact(firstname="Real", phone=NUMBER)
     for i in range(120):  # look-alikes HubSpot returns first (modified later) that are other numbers
         hub.add_contact(firstname=f"Decoy{i}", phone="+44 212 555 0142")
-    assert [c.id for c in connect(hub).find_contacts(q(NUMBER))] == [real]
+    assert [c.id for c in connect(hub).find_contacts(query(NUMBER))] == [real]
     assert [r.json.get("after") for r in hub.calls("POST", SEARCH)] == [None, "100"]
     for i in range(200):
         hub.add_contact(firstname=f"More{i}", phone="+44 212 555 0142")
-    assert connect(hub).find_contacts(q(NUMBER)) == []  # the real one is on page 4: not read
+    assert connect(hub).find_contacts(query(NUMBER)) == []  # the real one is on page 4: not read
     assert len(hub.calls("POST", SEARCH)) == 2 + 3
 
 
@@ -170,7 +154,7 @@ def test_names_pass_through_as_text_and_repeated_numbers_count_once(hub: FakeHub
     cid = hub.add_contact(
         firstname="Eve\r\nX-Injected: 1", lastname="<script>", phone=NUMBER, mobilephone=NUMBER
     )
-    [found] = connect(hub).find_contacts(q(NUMBER))
+    [found] = connect(hub).find_contacts(query(NUMBER))
     assert (found.id, found.name, found.phones) == (cid, "Eve\r\nX-Injected: 1 <script>", (NUMBER,))
 
 
@@ -273,7 +257,7 @@ def test_a_retry_before_hubspot_search_shows_the_lost_call_is_put_off(hub: FakeH
 def test_a_wrong_token_is_an_auth_error_that_names_no_secret(hub: FakeHubSpot) -> None:
     connector = connect(hub, token="pat-na1-wrong-token-0000")
     with pytest.raises(CrmAuthError) as exc:
-        connector.find_contacts(q(NUMBER))
+        connector.find_contacts(query(NUMBER))
     message = str(exc.value)
     assert (
         "401" in message
@@ -286,7 +270,7 @@ def test_a_wrong_token_is_an_auth_error_that_names_no_secret(hub: FakeHubSpot) -
 
 def test_a_wrong_api_address_is_a_request_error_at_once(hub: FakeHubSpot) -> None:
     with pytest.raises(CrmRequestError) as exc:
-        connect(hub, api_url=hub.url + "/v9").find_contacts(q(NUMBER))
+        connect(hub, api_url=hub.url + "/v9").find_contacts(query(NUMBER))
     assert "404" in str(exc.value) and "/v9/crm/v3/objects/contacts/search" in str(exc.value)
     assert len(hub.calls()) == 1
 
@@ -295,7 +279,7 @@ def test_a_short_retry_after_is_honoured_then_the_lookup_succeeds(hub: FakeHubSp
     hub.add_contact(firstname="Ann", phone=NUMBER)
     hub.fail_next(rate_limited("0.3"), path=SEARCH)
     started = time.monotonic()
-    assert [c.name for c in connect(hub).find_contacts(q(NUMBER))] == ["Ann"]
+    assert [c.name for c in connect(hub).find_contacts(query(NUMBER))] == ["Ann"]
     assert time.monotonic() - started >= 0.3
     assert len(hub.calls("POST", SEARCH)) == 2
 
@@ -304,7 +288,7 @@ def test_a_long_retry_after_gives_up_at_once_and_says_when(hub: FakeHubSpot) -> 
     hub.fail_next(rate_limited("3600"))
     started = time.monotonic()
     with pytest.raises(CrmUnavailable) as exc:
-        connect(hub).find_contacts(q(NUMBER))
+        connect(hub).find_contacts(query(NUMBER))
     assert exc.value.retry_after == 3600 and time.monotonic() - started < 1.0
     assert "429" in str(exc.value) and "secondly limit" in str(exc.value)
 
@@ -312,10 +296,10 @@ def test_a_long_retry_after_gives_up_at_once_and_says_when(hub: FakeHubSpot) -> 
 def test_server_errors_are_retried_then_reported_unavailable(hub: FakeHubSpot) -> None:
     hub.add_contact(firstname="Ann", phone=NUMBER)
     hub.fail_next(Reply(502, "<html>Bad Gateway</html>"))
-    assert [c.name for c in connect(hub).find_contacts(q(NUMBER))] == ["Ann"]
+    assert [c.name for c in connect(hub).find_contacts(query(NUMBER))] == ["Ann"]
     hub.fail_next(Reply(503, {"status": "error", "message": "Service unavailable"}), times=3)
     with pytest.raises(CrmUnavailable) as exc:
-        connect(hub).find_contacts(q(NUMBER))
+        connect(hub).find_contacts(query(NUMBER))
     assert "503" in str(exc.value) and len(hub.calls("POST", SEARCH)) == 2 + 3
 
 
@@ -323,7 +307,7 @@ def test_a_hubspot_that_never_answers_is_unavailable_within_the_timeouts(hub: Fa
     hub.fail_next(Reply(200, {}, delay=3.0), times=3)
     started = time.monotonic()
     with pytest.raises(CrmUnavailable) as exc:
-        connect(hub, timeout=0.3).find_contacts(q(NUMBER))
+        connect(hub, timeout=0.3).find_contacts(query(NUMBER))
     assert "no answer within 0.3 s" in str(exc.value)
     assert time.monotonic() - started < 3 * 0.3 + 1.5 + 2.0  # three attempts, backoff, a loaded machine
 

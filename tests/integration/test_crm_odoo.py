@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +13,18 @@ import pytest
 from pbxlink.config import ConfigError, CrmConfig, load_config
 from pbxlink.crm import build_connector
 from pbxlink.crm.odoo import MAX_PAGES, PAGE, OdooConnector
-from pbxlink.domain.crm import CallLogEntry, CrmAuthError, CrmRequestError, CrmUnavailable
-from pbxlink.domain.phone import PhoneNumbers, PhoneQuery, configure, numbers
+from pbxlink.domain.crm import CrmAuthError, CrmRequestError, CrmUnavailable
 from tests.crm.fake import Reply
 from tests.crm.fake_odoo import FakeOdoo
+from tests.crm.samples import NUMBER, log_entry, numbering, query
 
 KEY = "odoo-key-0123456789"
-NUMBER = "+15551234567"
 
 
 @pytest.fixture(autouse=True)
 def us_numbers() -> Iterator[None]:
-    before = numbers()
-    configure(PhoneNumbers("US"))
-    yield
-    configure(before)
+    with numbering("US"):
+        yield
 
 
 @pytest.fixture
@@ -44,25 +41,9 @@ def connect(fake: FakeOdoo, timeout: float = 3.0, **options: Any) -> OdooConnect
     return conn
 
 
-def q(raw: str) -> PhoneQuery:
-    query = numbers().query(raw)
-    assert query is not None
-    return query
-
-
-def entry(**changes: Any) -> CallLogEntry:
-    values: dict[str, Any] = {
-        "key": "main:1700000000.42",
-        "direction": "inbound",
-        "number": NUMBER,
-        "started_at": datetime(2024, 5, 1, 9, 30, tzinfo=UTC),
-        "duration_s": 125,
-        "disposition": "answered",
-        "agent": "201",
-        "caller_name": "Ann <script>",
-        "recording_url": "https://pbx.example.com/rec/42.wav?a=1&b=2",
-    }
-    return CallLogEntry(**{**values, **changes})
+entry = partial(
+    log_entry, caller_name="Ann <script>", recording_url="https://pbx.example.com/rec/42.wav?a=1&b=2"
+)
 
 
 def searches(fake: FakeOdoo, model: str = "res.partner") -> list[tuple[str, str, list[Any], dict[str, Any]]]:
@@ -80,12 +61,12 @@ def test_finds_partners_whatever_format_odoo_stored_the_number_in(odoo: FakeOdoo
     uk = odoo.add_partner("Uk Ltd", phone="0044 20 7946 0958", is_company=True)
     conn = connect(odoo)
 
-    found = conn.find_contacts(q(NUMBER))
+    found = conn.find_contacts(query(NUMBER))
     assert sorted(x.id for x in found) == sorted(str(i) for i in (a, b, c))
     assert {x.name: x.phones for x in found}["Bob Mobile"] == ("+1 555-123-4567",)
     # The PBX may give the national form: the same partners come back.
-    assert {x.id for x in conn.find_contacts(q("5551234567"))} == {x.id for x in found}
-    assert [x.id for x in conn.find_contacts(q("+44 20 7946 0958"))] == [str(uk)]
+    assert {x.id for x in conn.find_contacts(query("5551234567"))} == {x.id for x in found}
+    assert [x.id for x in conn.find_contacts(query("+44 20 7946 0958"))] == [str(uk)]
 
     # The request as Odoo receives it: one =ilike digit pattern over phone and mobile, bounded.
     _, _, (domain,), kwargs = searches(odoo)[0]
@@ -106,7 +87,7 @@ def test_finds_partners_whatever_format_odoo_stored_the_number_in(odoo: FakeOdoo
 
 def test_unknown_number_finds_nobody(odoo: FakeOdoo) -> None:
     odoo.add_partner("Ann", phone="(555) 123-4567")
-    assert connect(odoo).find_contacts(q("+1 212 555 0100")) == []
+    assert connect(odoo).find_contacts(query("+1 212 555 0100")) == []
 
 
 def test_owner_company_open_deals_and_links(odoo: FakeOdoo) -> None:
@@ -118,7 +99,7 @@ def test_owner_company_open_deals_and_links(odoo: FakeOdoo) -> None:
     odoo.add_lead(person, "Just a lead", 100, type="lead")
     conn = connect(odoo, web_url="https://acme.odoo.com")
 
-    ann, acme = conn.find_contacts(q(NUMBER))  # the person before the company
+    ann, acme = conn.find_contacts(query(NUMBER))  # the person before the company
     assert (ann.name, ann.company, ann.owner, ann.kind) == ("Ann Buyer", "Acme Corp", "Sam Seller", "contact")
     assert ann.url == f"https://acme.odoo.com/web#id={person}&model=res.partner&view_type=form"
     assert conn.contact_url(str(person)) == ann.url
@@ -136,7 +117,7 @@ def test_works_without_crm_app_or_mobile_field() -> None:
         pid = odoo.add_partner("Ann", phone="(555) 123-4567")
         conn = connect(odoo)
         for _ in range(2):
-            (ann,) = conn.find_contacts(q(NUMBER))
+            (ann,) = conn.find_contacts(query(NUMBER))
             assert (ann.id, ann.deals) == (str(pid), ())
         _, _, (domain,), kwargs = searches(odoo)[0]
         assert domain == [["phone", "=ilike", "%5%5%1%2%3%4%5%6%7%"]] and "mobile" not in kwargs["fields"]
@@ -150,7 +131,7 @@ def test_deals_skipped_when_the_user_may_not_read_them(odoo: FakeOdoo) -> None:
     pid = odoo.add_partner("Ann", phone="(555) 123-4567")
     odoo.add_lead(pid, "Secret", 1)
     odoo.denied_models.add("crm.lead")
-    (ann,) = connect(odoo).find_contacts(q(NUMBER))
+    (ann,) = connect(odoo).find_contacts(query(NUMBER))
     assert (ann.id, ann.deals) == (str(pid), ())
 
 
@@ -159,19 +140,19 @@ def test_pages_through_lookalikes_but_no_further_than_max_pages(odoo: FakeOdoo) 
     for i in range(PAGE + 5):
         odoo.add_partner(f"German {i}", phone="+49 1555 1234567")  # same digits in order, another number
     conn = connect(odoo)
-    assert [c.id for c in conn.find_contacts(q(NUMBER))] == [str(real)]
+    assert [c.id for c in conn.find_contacts(query(NUMBER))] == [str(real)]
     assert [s[3]["offset"] for s in searches(odoo)] == [0, PAGE]
 
     for i in range(PAGE * MAX_PAGES):
         odoo.add_partner(f"More {i}", mobile="+49 1555 1234567")
     odoo.executed.clear()
-    assert conn.find_contacts(q(NUMBER)) == []
+    assert conn.find_contacts(query(NUMBER)) == []
     assert len(searches(odoo)) == MAX_PAGES
 
 
 def test_names_are_passed_through_as_text(odoo: FakeOdoo) -> None:
     odoo.add_partner("Evil\r\nX-Injected: yes <b>", phone="(555) 123-4567")
-    (c,) = connect(odoo).find_contacts(q(NUMBER))
+    (c,) = connect(odoo).find_contacts(query(NUMBER))
     assert c.name == "Evil\r\nX-Injected: yes <b>"
 
 
@@ -196,12 +177,12 @@ def test_log_call_posts_a_note_on_the_partner(odoo: FakeOdoo) -> None:
         NUMBER,
         "Agent: 201",
         "Talk time: 2 min 05 s",
-        "2024-05-01 09:30:00 UTC",
+        "2024-05-01 14:03:07 UTC",
     ):
         assert text in body
     assert "Ann &lt;script&gt;" in body and "<script>" not in body
     assert '<a href="https://pbx.example.com/rec/42.wav?a=1&amp;b=2">' in body
-    assert "main:1700000000.42 (pbxlink-" in body
+    assert "asterisk:1714570000.42 (pbxlink-" in body
 
 
 def test_missed_call_says_why(odoo: FakeOdoo) -> None:
@@ -266,30 +247,30 @@ def test_a_call_without_a_partner_is_not_logged(odoo: FakeOdoo) -> None:
 def test_wrong_key_is_an_auth_error_that_names_what_to_check(odoo: FakeOdoo) -> None:
     conn = connect(odoo, api_key="wrong-key-987654321")
     with pytest.raises(CrmAuthError) as info:
-        conn.find_contacts(q(NUMBER))
+        conn.find_contacts(query(NUMBER))
     assert "db, username and api_key" in str(info.value) and "wrong-key-987654321" not in str(info.value)
 
 
 def test_logs_in_again_once_when_odoo_stops_accepting_the_uid(odoo: FakeOdoo) -> None:
     odoo.add_partner("Ann", phone="(555) 123-4567")
     conn = connect(odoo)
-    assert conn.find_contacts(q(NUMBER))
+    assert conn.find_contacts(query(NUMBER))
     odoo.uid = 8  # the user was re-created: the cached uid is refused, a fresh login works
-    assert conn.find_contacts(q(NUMBER))
+    assert conn.find_contacts(query(NUMBER))
     odoo.key = "rotated-key-555555555"  # revoked: the fresh login fails too
     with pytest.raises(CrmAuthError) as info:
-        conn.find_contacts(q(NUMBER))
+        conn.find_contacts(query(NUMBER))
     assert KEY not in str(info.value)
 
 
 def test_wrong_database_is_a_request_error(odoo: FakeOdoo) -> None:
     with pytest.raises(CrmRequestError, match=r"database 'acme2'.*does not exist"):
-        connect(odoo, db="acme2").find_contacts(q(NUMBER))
+        connect(odoo, db="acme2").find_contacts(query(NUMBER))
 
 
 def test_404_is_a_request_error(odoo: FakeOdoo) -> None:
     with pytest.raises(CrmRequestError, match="404"):
-        connect(odoo, url=odoo.url + "/not-odoo").find_contacts(q(NUMBER))
+        connect(odoo, url=odoo.url + "/not-odoo").find_contacts(query(NUMBER))
 
 
 def test_short_retry_after_is_honoured_then_the_lookup_succeeds(odoo: FakeOdoo) -> None:
@@ -297,7 +278,7 @@ def test_short_retry_after_is_honoured_then_the_lookup_succeeds(odoo: FakeOdoo) 
     conn = connect(odoo)
     odoo.fail_next(Reply(429, "Too Many Requests", headers={"Retry-After": "1"}))
     started = time.monotonic()
-    assert [c.name for c in conn.find_contacts(q(NUMBER))] == ["Ann"]
+    assert [c.name for c in conn.find_contacts(query(NUMBER))] == ["Ann"]
     assert time.monotonic() - started >= 0.95
 
 
@@ -306,7 +287,7 @@ def test_long_retry_after_fails_at_once_with_retry_after(odoo: FakeOdoo) -> None
     odoo.fail_next(Reply(429, "Too Many Requests", headers={"Retry-After": "120"}))
     started = time.monotonic()
     with pytest.raises(CrmUnavailable) as info:
-        conn.find_contacts(q(NUMBER))
+        conn.find_contacts(query(NUMBER))
     assert info.value.retry_after == 120 and time.monotonic() - started < 2
     assert len(odoo.calls()) == 1
 
@@ -315,7 +296,7 @@ def test_5xx_is_retried_then_unavailable(odoo: FakeOdoo) -> None:
     conn = connect(odoo)
     odoo.fail_next(Reply(503, "Service Unavailable"), times=3)
     with pytest.raises(CrmUnavailable, match="503"):
-        conn.find_contacts(q(NUMBER))
+        conn.find_contacts(query(NUMBER))
     assert len(odoo.calls()) == 3
 
 
@@ -324,7 +305,7 @@ def test_a_silent_odoo_is_unavailable_within_the_timeout(odoo: FakeOdoo) -> None
     odoo.fail_next(Reply(200, "", delay=3), times=3)
     started = time.monotonic()
     with pytest.raises(CrmUnavailable, match=r"no answer within 0\.3 s"):
-        conn.find_contacts(q(NUMBER))
+        conn.find_contacts(query(NUMBER))
     assert time.monotonic() - started < 2.5  # three attempts of 0.3 s and short backoffs, never the 3 s delay
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,11 +13,10 @@ from pbxlink.config import ConfigError, CrmConfig
 from pbxlink.crm import build_connector
 from pbxlink.crm._callnote import marker
 from pbxlink.crm.pipedrive import Pipedrive
-from pbxlink.domain import phone
-from pbxlink.domain.crm import CallLogEntry, CrmAuthError, CrmRequestError, CrmUnavailable
-from pbxlink.domain.phone import PhoneNumbers, PhoneQuery
+from pbxlink.domain.crm import CrmAuthError, CrmRequestError, CrmUnavailable
 from tests.crm.fake import Reply
 from tests.crm.fake_pipedrive import COMPANY, TOKEN, FakePipedrive, rate_limited
+from tests.crm.samples import log_entry, numbering, query
 
 NUMBER = "+12125550142"
 SEARCH = "/api/v1/persons/search"
@@ -26,10 +25,8 @@ CREATE = "/api/v1/activities$"
 
 @pytest.fixture(autouse=True)
 def us_numbers() -> Iterator[None]:
-    before = phone.numbers()
-    phone.configure(PhoneNumbers("US"))
-    yield
-    phone.configure(before)
+    with numbering("US"):
+        yield
 
 
 @pytest.fixture
@@ -45,25 +42,12 @@ def connect(pd: FakePipedrive, timeout: float = 2.0, **options: Any) -> Pipedriv
     return connector
 
 
-def q(raw: str) -> PhoneQuery:
-    query = phone.numbers().query(raw)
-    assert query is not None
-    return query
-
-
-def entry(**kw: Any) -> CallLogEntry:
-    fields: dict[str, Any] = {
-        "key": "asterisk:1714570000.42",
-        "direction": "inbound",
-        "number": NUMBER,
-        "started_at": datetime(2024, 5, 1, 14, 3, 7, tzinfo=UTC),
-        "duration_s": 125.0,
-        "disposition": "answered",
-        "agent": "201",
-        "caller_name": "Ann Example",
-        "recording_url": "https://pbx.example.com/recordings/42.wav",
-    }
-    return CallLogEntry(**{**fields, **kw})
+entry = partial(
+    log_entry,
+    number=NUMBER,
+    caller_name="Ann Example",
+    recording_url="https://pbx.example.com/recordings/42.wav",
+)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +65,7 @@ def test_finds_the_person_whatever_format_the_number_was_stored_in(
     pd: FakePipedrive, stored: str, asked: str, term: str
 ) -> None:
     pid = pd.add_person("Ann Example", stored, org="Acme")
-    [found] = connect(pd).find_contacts(q(asked))
+    [found] = connect(pd).find_contacts(query(asked))
     assert (found.crm, found.id, found.name, found.company, found.phones, found.kind) == (
         "pipedrive",
         str(pid),
@@ -98,13 +82,13 @@ def test_finds_the_person_whatever_format_the_number_was_stored_in(
 
 def test_an_unknown_number_is_nobody(pd: FakePipedrive) -> None:
     pd.add_person("Bob", "+1 212 555 0199")
-    assert connect(pd).find_contacts(q("+12125550100")) == []
+    assert connect(pd).find_contacts(query("+12125550100")) == []
 
 
 def test_a_search_hit_that_is_another_number_is_dropped(pd: FakePipedrive) -> None:
     """Pipedrive matches digits anywhere: +44 212 555 0142 contains 2125550142 too."""
     pd.add_person("Not Ann", "+44 212 555 0142")
-    assert connect(pd).find_contacts(q(NUMBER)) == []
+    assert connect(pd).find_contacts(query(NUMBER)) == []
 
 
 def test_several_matches_with_owners_organization_and_open_deals(pd: FakePipedrive) -> None:
@@ -114,7 +98,7 @@ def test_several_matches_with_owners_organization_and_open_deals(pd: FakePipedri
     deal = pd.add_deal(first, "Renewal 2024", "€1,500")
     pd.add_deal(first, "Won already", "€10", status="won")
     pd.add_deal(second, "Someone else's", "€20")
-    best, other = connect(pd).find_contacts(q(NUMBER))
+    best, other = connect(pd).find_contacts(query(NUMBER))
     assert (best.id, best.owner, best.company) == (str(first), "Olga Owner", "Acme")
     assert (other.id, other.owner, other.company, other.deals) == (str(second), "Alice Admin", None, ())
     assert other.phones == ("+1 917 555 0100", NUMBER)
@@ -129,7 +113,7 @@ def test_owners_are_asked_once_and_an_unknown_owner_leaves_the_lookup_intact(pd:
     pd.add_person("Ann", NUMBER, owner=999)
     connector = connect(pd)
     for _ in range(2):
-        [found] = connector.find_contacts(q(NUMBER))
+        [found] = connector.find_contacts(query(NUMBER))
         assert (found.name, found.owner) == ("Ann", None)
     assert len(pd.calls("GET", "/api/v1/users/999")) == 1
 
@@ -137,7 +121,7 @@ def test_owners_are_asked_once_and_an_unknown_owner_leaves_the_lookup_intact(pd:
 def test_deals_pipedrive_will_not_show_leave_the_person(pd: FakePipedrive) -> None:
     pd.add_person("Ann", NUMBER)
     pd.fail_next(Reply(403, {"success": False, "error": "Forbidden", "errorCode": 403}), path="/deals")
-    [found] = connect(pd).find_contacts(q(NUMBER))
+    [found] = connect(pd).find_contacts(query(NUMBER))
     assert (found.name, found.deals) == ("Ann", ())
 
 
@@ -145,7 +129,7 @@ def test_paging_follows_more_items_in_collection(pd: FakePipedrive) -> None:
     for i in range(120):
         pd.add_person(f"Decoy {i}", "+44 212 555 0142")
     real = pd.add_person("Real", NUMBER)
-    assert [c.id for c in connect(pd).find_contacts(q(NUMBER))] == [str(real)]
+    assert [c.id for c in connect(pd).find_contacts(query(NUMBER))] == [str(real)]
     assert [r.arg("start") for r in pd.calls("GET", SEARCH)] == ["0", "100"]
 
 
@@ -153,13 +137,13 @@ def test_paging_stops_after_three_pages(pd: FakePipedrive) -> None:
     for i in range(300):
         pd.add_person(f"Decoy {i}", "+44 212 555 0142")
     pd.add_person("Real", NUMBER)  # on page 4: not read
-    assert connect(pd).find_contacts(q(NUMBER)) == []
+    assert connect(pd).find_contacts(query(NUMBER)) == []
     assert [r.arg("start") for r in pd.calls("GET", SEARCH)] == ["0", "100", "200"]
 
 
 def test_names_pass_through_as_text_and_repeated_numbers_count_once(pd: FakePipedrive) -> None:
     pid = pd.add_person("Eve\r\nX-Injected: 1 <script>", NUMBER, NUMBER)
-    [found] = connect(pd).find_contacts(q(NUMBER))
+    [found] = connect(pd).find_contacts(query(NUMBER))
     assert (found.id, found.name, found.phones) == (str(pid), "Eve\r\nX-Injected: 1 <script>", (NUMBER,))
 
 
@@ -241,7 +225,7 @@ def test_an_activity_pipedrive_stored_but_whose_answer_was_lost_is_not_logged_tw
 
 def test_a_wrong_token_is_an_auth_error_that_names_no_secret(pd: FakePipedrive) -> None:
     with pytest.raises(CrmAuthError) as exc:
-        connect(pd, api_token="wrong-token-0000").find_contacts(q(NUMBER))
+        connect(pd, api_token="wrong-token-0000").find_contacts(query(NUMBER))
     message = str(exc.value)
     assert "401" in message and "unauthorized access" in message and "check the API key" in message
     assert "wrong-token-0000" not in message and TOKEN not in message
@@ -250,7 +234,7 @@ def test_a_wrong_token_is_an_auth_error_that_names_no_secret(pd: FakePipedrive) 
 
 def test_a_wrong_api_address_is_a_request_error_at_once(pd: FakePipedrive) -> None:
     with pytest.raises(CrmRequestError) as exc:
-        connect(pd, api_url=pd.url + "/api/v9").find_contacts(q(NUMBER))
+        connect(pd, api_url=pd.url + "/api/v9").find_contacts(query(NUMBER))
     assert "404" in str(exc.value) and "/api/v9/persons/search" in str(exc.value)
     assert len(pd.calls()) == 1
 
@@ -259,7 +243,7 @@ def test_a_short_retry_after_is_honoured_then_the_lookup_succeeds(pd: FakePipedr
     pd.add_person("Ann", NUMBER)
     pd.fail_next(rate_limited("0.3"), path=SEARCH)
     started = time.monotonic()
-    assert [c.name for c in connect(pd).find_contacts(q(NUMBER))] == ["Ann"]
+    assert [c.name for c in connect(pd).find_contacts(query(NUMBER))] == ["Ann"]
     assert time.monotonic() - started >= 0.3
     assert len(pd.calls("GET", SEARCH)) == 2
 
@@ -268,7 +252,7 @@ def test_a_long_retry_after_gives_up_at_once_and_says_when(pd: FakePipedrive) ->
     pd.fail_next(rate_limited("86400"))
     started = time.monotonic()
     with pytest.raises(CrmUnavailable) as exc:
-        connect(pd).find_contacts(q(NUMBER))
+        connect(pd).find_contacts(query(NUMBER))
     assert exc.value.retry_after == 86400 and time.monotonic() - started < 1.0
     assert "429" in str(exc.value) and "Request over limit" in str(exc.value)
 
@@ -276,10 +260,10 @@ def test_a_long_retry_after_gives_up_at_once_and_says_when(pd: FakePipedrive) ->
 def test_server_errors_are_retried_then_reported_unavailable(pd: FakePipedrive) -> None:
     pd.add_person("Ann", NUMBER)
     pd.fail_next(Reply(502, "<html>Bad Gateway</html>"))
-    assert [c.name for c in connect(pd).find_contacts(q(NUMBER))] == ["Ann"]
+    assert [c.name for c in connect(pd).find_contacts(query(NUMBER))] == ["Ann"]
     pd.fail_next(Reply(503, {"success": False, "error": "Service unavailable"}), times=3)
     with pytest.raises(CrmUnavailable) as exc:
-        connect(pd).find_contacts(q(NUMBER))
+        connect(pd).find_contacts(query(NUMBER))
     assert "503" in str(exc.value) and len(pd.calls("GET", SEARCH)) == 2 + 3
 
 
@@ -287,7 +271,7 @@ def test_a_pipedrive_that_never_answers_is_unavailable_within_the_timeouts(pd: F
     pd.fail_next(Reply(200, {}, delay=3.0), times=3)
     started = time.monotonic()
     with pytest.raises(CrmUnavailable) as exc:
-        connect(pd, timeout=0.3).find_contacts(q(NUMBER))
+        connect(pd, timeout=0.3).find_contacts(query(NUMBER))
     assert "no answer within 0.3 s" in str(exc.value)
     assert time.monotonic() - started < 3 * 0.3 + 1.5 + 2.0  # three attempts, backoff, a loaded machine
 

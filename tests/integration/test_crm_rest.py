@@ -6,7 +6,7 @@ import logging
 import time
 import tomllib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,10 @@ import pytest
 
 from pbxlink.config import ConfigError, CrmConfig
 from pbxlink.crm.rest import Rest, from_config
-from pbxlink.domain.crm import CallLogEntry, CrmAuthError, CrmRequestError, CrmUnavailable, Deal
-from pbxlink.domain.phone import PhoneQuery, numbers
+from pbxlink.domain.crm import CrmAuthError, CrmRequestError, CrmUnavailable, Deal
 from tests.crm.fake import Reply
 from tests.crm.fake_rest import FakeRest
+from tests.crm.samples import log_entry, query
 
 FIELDS = {
     "id": "id",
@@ -59,23 +59,7 @@ def connector(api: FakeRest, timeout: float = 2.0, **over: Any) -> Rest:
     return conn
 
 
-def q(raw: str) -> PhoneQuery:
-    query = numbers().query(raw)
-    assert query is not None
-    return query
-
-
-def entry(key: str = "pbx1:1700000000.1", **kw: Any) -> CallLogEntry:
-    base: dict[str, Any] = {
-        "key": key,
-        "direction": "inbound",
-        "number": "+15551234567",
-        "started_at": datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
-        "duration_s": 42.5,
-        "disposition": "answered",
-        "agent": "201",
-    }
-    return CallLogEntry(**{**base, **kw})
+entry = partial(log_entry, duration_s=42.5)
 
 
 # lookups ---------------------------------------------------------------------------------------
@@ -84,7 +68,7 @@ def entry(key: str = "pbx1:1700000000.1", **kw: Any) -> CallLogEntry:
 @pytest.mark.parametrize("stored", ["(555) 123-4567", "+1 555-123-4567", "001 555 123 4567", "15551234567"])
 def test_a_customer_is_found_whatever_form_its_number_is_stored_in(api: FakeRest, stored: str) -> None:
     cid = api.add_customer("Ada Lovelace", stored)
-    [found] = connector(api).find_contacts(q("(555) 123 4567"))
+    [found] = connector(api).find_contacts(query("(555) 123 4567"))
     assert (found.crm, found.id, found.name, found.phones) == ("inhouse", str(cid), "Ada Lovelace", (stored,))
     assert found.url == f"https://crm.example.com/customers/{cid}/view"
     [req] = api.http.calls("GET")
@@ -94,7 +78,7 @@ def test_a_customer_is_found_whatever_form_its_number_is_stored_in(api: FakeRest
 def test_a_number_template_gets_the_callers_text_percent_encoded(api: FakeRest) -> None:
     api.add_customer("Ada", "+15551234567")
     conn = connector(api, lookup_url=f"{api.url}/api/v2/customers/search?phone={{number}}&x=1")
-    conn.find_contacts(q("+1 (555) 123-4567 #12"))
+    conn.find_contacts(query("+1 (555) 123-4567 #12"))
     [req] = api.http.calls("GET")
     assert req.arg("phone") == "+1 (555) 123-4567 #12" and req.arg("x") == "1"
 
@@ -103,30 +87,30 @@ def test_a_caller_id_that_is_not_a_phone_number_is_refused_before_any_request(ap
     conn = connector(api, lookup_url=f"{api.url}/api/v2/customers/by-phone/{{number}}")
     for evil in ("5551234567&admin=1", "../../admin/5551234567", "5551234567?x=1"):
         with pytest.raises(CrmRequestError, match="not written like a phone number"):
-            conn.find_contacts(q(evil))
+            conn.find_contacts(query(evil))
     assert api.http.calls() == []
 
 
 def test_a_record_the_system_matched_loosely_is_dropped_unless_phones_are_unmapped(api: FakeRest) -> None:
     keep = api.add_customer("Right", "+15551234567")
     api.add_customer("Wrong", "+1 666 123 4567")  # the same last 7 digits
-    assert [c.id for c in connector(api).find_contacts(q("+15551234567"))] == [str(keep)]
+    assert [c.id for c in connector(api).find_contacts(query("+15551234567"))] == [str(keep)]
     trusting = connector(api, fields={"id": "id", "name": "display_name"})
-    assert [c.name for c in trusting.find_contacts(q("+15551234567"))] == ["Right", "Wrong"]
+    assert [c.name for c in trusting.find_contacts(query("+15551234567"))] == ["Right", "Wrong"]
 
 
 def test_an_unknown_number_is_nothing_found(api: FakeRest) -> None:
     api.add_customer("Someone", "+15550000001")
-    assert connector(api).find_contacts(q("+15551234567")) == []
+    assert connector(api).find_contacts(query("+15551234567")) == []
 
 
 def test_paging_follows_next_links_and_is_bounded(api: FakeRest) -> None:
     for i in range(7):
         api.add_customer(f"Twin {i}", "+15551234567")
     api.page_size = 3
-    assert len(connector(api).find_contacts(q("+15551234567"))) == 7
+    assert len(connector(api).find_contacts(query("+15551234567"))) == 7
     api.page_size = 2
-    assert len(connector(api).find_contacts(q("+15551234567"))) == 6  # 3 pages, no more
+    assert len(connector(api).find_contacts(query("+15551234567"))) == 6  # 3 pages, no more
     assert [r.arg("page") for r in api.http.calls("GET")] == [None, "2", "3", None, "2", "3"]
 
 
@@ -135,7 +119,7 @@ def test_a_next_link_to_another_host_is_not_followed(api: FakeRest, caplog: pyte
         api.add_customer(f"Twin {i}", "+15551234567")
     api.page_size, api.next_host = 2, "http://attacker.example"
     with caplog.at_level(logging.WARNING):
-        assert len(connector(api).find_contacts(q("+15551234567"))) == 2
+        assert len(connector(api).find_contacts(query("+15551234567"))) == 2
     assert len(api.http.calls()) == 1 and "attacker.example" in caplog.text
 
 
@@ -152,7 +136,7 @@ def test_owner_company_deals_and_the_records_own_link_are_mapped(api: FakeRest) 
         ],
         links={"web": "https://crm.example.com/c/ada"},
     )
-    [found] = connector(api, fields={**FIELDS, "url": "links.web"}).find_contacts(q("+15551234567"))
+    [found] = connector(api, fields={**FIELDS, "url": "links.web"}).find_contacts(query("+15551234567"))
     assert (found.company, found.owner, found.owner_extension) == ("Acme Ltd", "Olga Owner", "201")
     assert found.phones == ("+15551234567", "+1 555 000 1111")
     assert found.deals == (Deal("Big order", "1500 USD", "proposal", "https://crm/d/1"),)
@@ -165,7 +149,7 @@ def test_a_post_lookup_fills_the_json_template_and_reads_a_bare_list(api: FakeRe
     conn = connector(
         api, lookup_url=f"{api.url}/api/v2/lookup", lookup_method="POST", lookup_body=body, results=""
     )
-    assert [c.name for c in conn.find_contacts(q("5551234567"))] == ["Ada"]
+    assert [c.name for c in conn.find_contacts(query("5551234567"))] == ["Ada"]
     [req] = api.http.calls("POST")
     assert req.json == {"phone": "+15551234567", "limit": 5}
 
@@ -174,16 +158,16 @@ def test_a_single_object_answer_and_404_as_nobody_when_asked_to(api: FakeRest) -
     api.add_customer("Ada", "+15551234567")
     by_phone = f"{api.url}/api/v2/customers/by-phone/{{e164}}"
     assert [
-        c.name for c in connector(api, lookup_url=by_phone, results="").find_contacts(q("5551234567"))
+        c.name for c in connector(api, lookup_url=by_phone, results="").find_contacts(query("5551234567"))
     ] == ["Ada"]
     with pytest.raises(CrmRequestError, match=r"404 Not Found: no such customer"):
-        connector(api, lookup_url=by_phone).find_contacts(q("+15559876543"))
-    assert connector(api, lookup_url=by_phone, empty_on_404=True).find_contacts(q("+15559876543")) == []
+        connector(api, lookup_url=by_phone).find_contacts(query("+15559876543"))
+    assert connector(api, lookup_url=by_phone, empty_on_404=True).find_contacts(query("+15559876543")) == []
 
 
 def test_names_from_the_system_are_passed_through_as_text(api: FakeRest) -> None:
     api.add_customer("<b>Eve</b>\r\nX-Injected: 1", "+15551234567")
-    [found] = connector(api).find_contacts(q("+15551234567"))
+    [found] = connector(api).find_contacts(query("+15551234567"))
     assert found.name == "<b>Eve</b>\r\nX-Injected: 1"
 
 
@@ -196,13 +180,13 @@ def test_a_call_is_posted_whole_with_its_idempotency_key(api: FakeRest) -> None:
     )
     [(cid, logged)] = api.logged.items()
     assert call_id == cid
-    assert logged["headers"]["Idempotency-Key"] == "pbx1:1700000000.1"
+    assert logged["headers"]["Idempotency-Key"] == "asterisk:1714570000.42"
     assert logged["headers"]["Authorization"] == f"Bearer {api.token}"
     assert logged["body"] == {
-        "key": "pbx1:1700000000.1",
+        "key": "asterisk:1714570000.42",
         "direction": "inbound",
         "number": "+15551234567",
-        "started_at": "2024-05-06T07:08:09+00:00",
+        "started_at": "2024-05-01T14:03:07+00:00",
         "duration_s": 42.5,
         "disposition": "answered",
         "miss_reason": None,
@@ -219,8 +203,8 @@ def test_log_fields_shape_the_body(api: FakeRest) -> None:
     connector(api, log_fields=mapping).log_call(entry(disposition="missed", duration_s=0, miss_reason="busy"))
     [logged] = api.logged.values()
     assert logged["body"] == {
-        "call": {"phone": "+15551234567", "at": "2024-05-06T07:08:09+00:00"},
-        "ref": "pbx1:1700000000.1",
+        "call": {"phone": "+15551234567", "at": "2024-05-01T14:03:07+00:00"},
+        "ref": "asterisk:1714570000.42",
         "result": "missed",
     }
 
@@ -229,7 +213,7 @@ def test_logging_the_same_key_twice_leaves_one_entry(api: FakeRest) -> None:
     conn = connector(api)
     first = conn.log_call(entry())
     assert conn.log_call(entry()) == first and len(api.logged) == 1
-    assert connector(api, log_id=None).log_call(entry()) == "pbx1:1700000000.1"  # no id path: the key
+    assert connector(api, log_id=None).log_call(entry()) == "asterisk:1714570000.42"  # no id path: the key
 
 
 @pytest.mark.parametrize(
@@ -247,7 +231,7 @@ def test_a_lost_answer_after_the_commit_leaves_one_entry(api: FakeRest, lost: Re
 
 
 def test_without_a_log_url_nothing_is_sent(api: FakeRest) -> None:
-    assert connector(api, log_url=None).log_call(entry()) == "pbx1:1700000000.1"
+    assert connector(api, log_url=None).log_call(entry()) == "asterisk:1714570000.42"
     assert api.http.calls() == []
 
 
@@ -259,7 +243,7 @@ def test_a_wrong_token_is_an_auth_error_that_hides_the_token(
 ) -> None:
     conn = connector(api, token="s3cr3t-wrong")
     with caplog.at_level(logging.DEBUG, logger="pbxlink"), pytest.raises(CrmAuthError) as err:
-        conn.find_contacts(q("+15551234567"))
+        conn.find_contacts(query("+15551234567"))
     assert (
         "401" in str(err.value) and "invalid credentials" in str(err.value) and "check the" in str(err.value)
     )
@@ -276,14 +260,14 @@ def test_basic_and_header_auth_are_sent(auth: str, extra: dict[str, str]) -> Non
         api.add_customer("Ada", "+15551234567")
         creds = {"token": api.token if auth == "header" else None, **extra}
         conn = connector(api, auth=auth, **creds)
-        assert [c.name for c in conn.find_contacts(q("+15551234567"))] == ["Ada"]
+        assert [c.name for c in conn.find_contacts(query("+15551234567"))] == ["Ada"]
 
 
 def test_a_short_retry_after_is_honoured_then_the_lookup_succeeds(api: FakeRest) -> None:
     api.add_customer("Ada", "+15551234567")
     api.http.fail_next(Reply(429, {"message": "slow down"}, headers={"Retry-After": "0.3"}))
     t0 = time.monotonic()
-    assert [c.name for c in connector(api).find_contacts(q("+15551234567"))] == ["Ada"]
+    assert [c.name for c in connector(api).find_contacts(query("+15551234567"))] == ["Ada"]
     assert time.monotonic() - t0 >= 0.3
 
 
@@ -297,10 +281,10 @@ def test_a_long_retry_after_fails_at_once_with_retry_after_set(api: FakeRest) ->
 
 def test_server_errors_are_retried_then_unavailable(api: FakeRest) -> None:
     api.http.fail_next(Reply(503, {"message": "maintenance"}), times=2)
-    assert connector(api).find_contacts(q("+15551234567")) == []
+    assert connector(api).find_contacts(query("+15551234567")) == []
     api.http.fail_next(Reply(500, {"message": "boom"}), times=3)
     with pytest.raises(CrmUnavailable, match=r"500 Internal Server Error: boom"):
-        connector(api).find_contacts(q("+15551234567"))
+        connector(api).find_contacts(query("+15551234567"))
     assert len(api.http.calls()) == 6
 
 
@@ -308,7 +292,7 @@ def test_a_system_that_never_answers_is_unavailable_within_the_timeout(api: Fake
     api.http.fail_next(Reply(200, [], delay=3.0), times=3)
     t0 = time.monotonic()
     with pytest.raises(CrmUnavailable, match=r"no answer within 0\.3 s"):
-        connector(api, timeout=0.3).find_contacts(q("+15551234567"))
+        connector(api, timeout=0.3).find_contacts(query("+15551234567"))
     assert time.monotonic() - t0 < 2.5
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -12,21 +12,18 @@ import pytest
 from pbxlink.config import ConfigError, CrmConfig
 from pbxlink.crm import build_connector
 from pbxlink.crm.zoho import MAX_PAGES, PER_PAGE, ZohoConnector
-from pbxlink.domain.crm import CallLogEntry, CrmAuthError, CrmRequestError, CrmUnavailable
-from pbxlink.domain.phone import PhoneNumbers, PhoneQuery, configure, numbers
+from pbxlink.domain.crm import CrmAuthError, CrmRequestError, CrmUnavailable
 from tests.crm.fake import Reply
 from tests.crm.fake_zoho import FakeZoho
+from tests.crm.samples import NUMBER, log_entry, numbering, query
 
 SECRET, REFRESH = "zoho-client-secret-1", "1000.refresh-token-abcdef"
-NUMBER = "+15551234567"
 
 
 @pytest.fixture(autouse=True)
 def us_numbers() -> Iterator[None]:
-    before = numbers()
-    configure(PhoneNumbers("US"))
-    yield
-    configure(before)
+    with numbering("US"):
+        yield
 
 
 @pytest.fixture
@@ -50,24 +47,7 @@ def connect(fake: FakeZoho, timeout: float = 3.0, **options: Any) -> ZohoConnect
     return conn
 
 
-def q(raw: str) -> PhoneQuery:
-    query = numbers().query(raw)
-    assert query is not None
-    return query
-
-
-def entry(**changes: Any) -> CallLogEntry:
-    values: dict[str, Any] = {
-        "key": "main:1700000000.42",
-        "direction": "inbound",
-        "number": NUMBER,
-        "started_at": datetime(2024, 5, 1, 9, 30, tzinfo=UTC),
-        "duration_s": 125,
-        "disposition": "answered",
-        "agent": "201",
-        "recording_url": "https://pbx.example.com/rec/42.wav",
-    }
-    return CallLogEntry(**{**values, **changes})
+entry = partial(log_entry, recording_url="https://pbx.example.com/rec/42.wav")
 
 
 def api_calls(fake: FakeZoho, path: str) -> list[Any]:
@@ -85,11 +65,11 @@ def test_finds_contacts_whatever_format_zoho_stored_the_number_in(zoho: FakeZoho
     uk = zoho.add("Contacts", Full_Name="Uk Person", Other_Phone="0044 20 7946 0958")
     conn = connect(zoho)
 
-    found = conn.find_contacts(q(NUMBER))
+    found = conn.find_contacts(query(NUMBER))
     assert [x.id for x in found] == [a, b, c]
     assert [x.name for x in found] == ["Ann Phone", "Bob Mobile", "Cy Home"]
-    assert {x.id for x in conn.find_contacts(q("555-123-4567"))} == {a, b, c}
-    assert [x.id for x in conn.find_contacts(q("+44 20 7946 0958"))] == [uk]
+    assert {x.id for x in conn.find_contacts(query("555-123-4567"))} == {a, b, c}
+    assert [x.id for x in conn.find_contacts(query("+44 20 7946 0958"))] == [uk]
 
     # As Zoho receives it: the national digits first, the bearer token as Zoho-oauthtoken.
     search = api_calls(zoho, "/search")[0]
@@ -107,7 +87,7 @@ def test_finds_contacts_whatever_format_zoho_stored_the_number_in(zoho: FakeZoho
 
 
 def test_unknown_number_tries_both_forms_then_finds_nobody(zoho: FakeZoho) -> None:
-    assert connect(zoho).find_contacts(q("+1 212 555 0100")) == []
+    assert connect(zoho).find_contacts(query("+1 212 555 0100")) == []
     assert [r.arg("phone") for r in api_calls(zoho, "/search")] == ["2125550100", "+12125550100"]
 
 
@@ -127,7 +107,7 @@ def test_owner_company_open_deals_and_links(zoho: FakeZoho) -> None:
     zoho.add("Deals", Deal_Name="Gone", Stage="Closed-Lost to Competition", Amount=10, Contact_Name=ref)
     conn = connect(zoho)
 
-    (c,) = conn.find_contacts(q(NUMBER))
+    (c,) = conn.find_contacts(query(NUMBER))
     assert (c.name, c.company, c.owner, c.kind) == ("Ann Buyer", "Acme Corp", "Sam Seller", "contact")
     assert c.url == f"https://crm.zoho.com/crm/org7001/tab/Contacts/{ann}" == conn.contact_url(ann)
     (deal,) = c.deals
@@ -143,7 +123,7 @@ def test_deals_skipped_when_the_token_may_not_read_them(zoho: FakeZoho) -> None:
     ann = zoho.add("Contacts", Full_Name="Ann", Phone="555-123-4567")
     zoho.add("Deals", Deal_Name="Secret", Stage="Qualification", Amount=1, Contact_Name={"id": ann})
     zoho.scopes.discard("deals")
-    (c,) = connect(zoho).find_contacts(q(NUMBER))
+    (c,) = connect(zoho).find_contacts(query(NUMBER))
     assert (c.id, c.deals) == (ann, ())
 
 
@@ -153,7 +133,7 @@ def test_leads_too_when_configured(zoho: FakeZoho) -> None:
     conn = connect(
         zoho, modules="Contacts, Leads", web_url="https://crm.zoho.eu"
     )  # as the environment gives it
-    found = conn.find_contacts(q(NUMBER))
+    found = conn.find_contacts(query(NUMBER))
     assert [(x.id, x.kind) for x in found] == [(contact, "contact"), (lead, "lead")]
     assert (found[1].company, found[1].url) == (
         "Lead Co",
@@ -168,19 +148,19 @@ def test_pages_through_lookalikes_but_no_further_than_max_pages(zoho: FakeZoho) 
         )  # same last digits, another number
     real = zoho.add("Contacts", Full_Name="Real", Phone="555-123-4567")
     conn = connect(zoho)
-    assert [c.id for c in conn.find_contacts(q(NUMBER))] == [real]
+    assert [c.id for c in conn.find_contacts(query(NUMBER))] == [real]
     assert [r.arg("page") for r in api_calls(zoho, "/search")] == ["1", "2"]
 
     for i in range(PER_PAGE * MAX_PAGES):
         zoho.add("Contacts", Full_Name=f"More {i}", Mobile="+49 555 123 4567")
     zoho.requests.clear()
-    assert [c.id for c in conn.find_contacts(q(NUMBER))] == [real]
+    assert [c.id for c in conn.find_contacts(query(NUMBER))] == [real]
     assert [r.arg("page") for r in api_calls(zoho, "/search")] == [str(p + 1) for p in range(MAX_PAGES)]
 
 
 def test_names_are_passed_through_as_text(zoho: FakeZoho) -> None:
     zoho.add("Contacts", Full_Name="Evil\r\nX-Injected: yes <b>", Phone="555-123-4567")
-    (c,) = connect(zoho).find_contacts(q(NUMBER))
+    (c,) = connect(zoho).find_contacts(query(NUMBER))
     assert c.name == "Evil\r\nX-Injected: yes <b>"
 
 
@@ -193,7 +173,7 @@ def test_log_call_creates_a_call_record_as_zoho_expects(zoho: FakeZoho) -> None:
     call = zoho.records["Calls"][call_id]
     assert call["Subject"].startswith("Inbound call +15551234567 [pbxlink-")
     assert (call["Call_Type"], call["Call_Duration"], call["Who_Id"]) == ("Inbound", "02:05", {"id": ann})
-    assert call["Call_Start_Time"] == "2024-05-01T09:30:00+00:00"
+    assert call["Call_Start_Time"] == "2024-05-01T14:03:07+00:00"
     for line in ("Agent: 201", "Talk time: 2 min 05 s", "Recording: https://pbx.example.com/rec/42.wav"):
         assert line in call["Description"].splitlines()
 
@@ -241,7 +221,7 @@ def test_upsert_on_a_unique_key_field(zoho: FakeZoho) -> None:
     first = conn.log_call(entry())
     assert conn.log_call(entry()) == first
     (call,) = zoho.records["Calls"].values()
-    assert call["PBX_Call_Key"] == "main:1700000000.42" and "[pbxlink-" not in call["Subject"]
+    assert call["PBX_Call_Key"] == "asterisk:1714570000.42" and "[pbxlink-" not in call["Subject"]
     upserts = api_calls(zoho, "/Calls/upsert")
     assert len(upserts) == 3 and upserts[0].json["duplicate_check_fields"] == ["PBX_Call_Key"]
     assert api_calls(zoho, "/coql") == []
@@ -258,9 +238,9 @@ def test_a_key_field_zoho_does_not_know_is_a_request_error(zoho: FakeZoho) -> No
 def test_expired_token_is_renewed_once_and_the_request_repeated(zoho: FakeZoho) -> None:
     zoho.add("Contacts", Full_Name="Ann", Phone="555-123-4567")
     conn = connect(zoho)
-    assert conn.find_contacts(q(NUMBER))
+    assert conn.find_contacts(query(NUMBER))
     zoho.expire_tokens()
-    assert conn.find_contacts(q(NUMBER))
+    assert conn.find_contacts(query(NUMBER))
     assert len(zoho.calls("POST", "/oauth/v2/token")) == 2
 
 
@@ -285,7 +265,7 @@ def test_refused_credentials_say_what_to_check_and_no_secret(
     zoho: FakeZoho, options: dict[str, str], expected: str
 ) -> None:
     with pytest.raises(CrmAuthError) as info:
-        connect(zoho, **options).find_contacts(q(NUMBER))
+        connect(zoho, **options).find_contacts(query(NUMBER))
     message = str(info.value)
     assert expected in message and "accounts_url" in message
     for secret in (*options.values(), SECRET, REFRESH):
@@ -298,7 +278,7 @@ def test_a_token_refused_twice_is_an_auth_error_without_the_token(zoho: FakeZoho
     invalid = {"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"}
     zoho.fail_next(Reply(401, invalid), times=2, path="/search")
     with pytest.raises(CrmAuthError) as info:
-        conn.find_contacts(q(NUMBER))
+        conn.find_contacts(query(NUMBER))
     assert "invalid oauth token" in str(info.value) and token not in str(info.value)
     assert len(zoho.calls("POST", "/oauth/v2/token")) == 2  # renewed once, not more
 
@@ -318,7 +298,7 @@ def test_the_token_is_kept_until_a_minute_before_it_expires(zoho: FakeZoho) -> N
 
 def test_404_is_a_request_error(zoho: FakeZoho) -> None:
     with pytest.raises(CrmRequestError, match="404"):
-        connect(zoho, api_version="v6/nowhere").find_contacts(q(NUMBER))
+        connect(zoho, api_version="v6/nowhere").find_contacts(query(NUMBER))
 
 
 def test_short_retry_after_is_honoured_then_the_lookup_succeeds(zoho: FakeZoho) -> None:
@@ -328,7 +308,7 @@ def test_short_retry_after_is_honoured_then_the_lookup_succeeds(zoho: FakeZoho) 
     too_many = {"code": "TOO_MANY_REQUESTS", "details": {}, "message": "too many requests", "status": "error"}
     zoho.fail_next(Reply(429, too_many, headers={"Retry-After": "1"}), path="/search")
     started = time.monotonic()
-    assert [c.name for c in conn.find_contacts(q(NUMBER))] == ["Ann"]
+    assert [c.name for c in conn.find_contacts(query(NUMBER))] == ["Ann"]
     assert time.monotonic() - started >= 0.95
 
 
@@ -340,7 +320,7 @@ def test_long_retry_after_fails_at_once_with_retry_after(zoho: FakeZoho) -> None
     )
     started = time.monotonic()
     with pytest.raises(CrmUnavailable) as info:
-        conn.find_contacts(q(NUMBER))
+        conn.find_contacts(query(NUMBER))
     assert info.value.retry_after == 300 and time.monotonic() - started < 2
     assert len(api_calls(zoho, "/search")) == 1
 
@@ -353,7 +333,7 @@ def test_accounts_rate_limit_is_unavailable_not_auth(zoho: FakeZoho) -> None:
     }
     zoho.fail_next(Reply(400, busy), path="/oauth/v2/token")
     with pytest.raises(CrmUnavailable) as info:
-        connect(zoho).find_contacts(q(NUMBER))
+        connect(zoho).find_contacts(query(NUMBER))
     assert info.value.retry_after == 60
 
 
@@ -364,7 +344,7 @@ def test_5xx_is_retried_then_unavailable(zoho: FakeZoho) -> None:
         Reply(500, {"code": "INTERNAL_ERROR", "status": "error", "message": "Internal Server Error"}), times=3
     )
     with pytest.raises(CrmUnavailable, match="500"):
-        conn.find_contacts(q(NUMBER))
+        conn.find_contacts(query(NUMBER))
     assert len(api_calls(zoho, "/search")) == 3
 
 
@@ -374,7 +354,7 @@ def test_a_silent_zoho_is_unavailable_within_the_timeout(zoho: FakeZoho) -> None
     zoho.fail_next(Reply(200, "", delay=3), times=3)
     started = time.monotonic()
     with pytest.raises(CrmUnavailable, match=r"no answer within 0\.3 s"):
-        conn.find_contacts(q(NUMBER))
+        conn.find_contacts(query(NUMBER))
     assert time.monotonic() - started < 2.5
 
 

@@ -22,6 +22,7 @@ import pytest
 from pbxlink.config import PbxConfig
 from pbxlink.domain.ports import CallerInfo
 from pbxlink.esl.outbound import OutboundBindError, OutboundServer, outbound_server
+from tests.lookup_fakes import FakeLookup, LookupServers
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "freeswitch"
 UUID = "dc4202ca-a32a-4c50-889c-27f1372adb9f"
@@ -120,36 +121,17 @@ class FakeFreeSwitch:
         return found
 
 
-class FakeLookup:
-    """A CallerLookup that records the numbers asked and answers from a table, optionally slowly."""
-
-    def __init__(self, answers: dict[str, CallerInfo] | None = None, delay: float = 0.0) -> None:
-        self.answers = answers or {}
-        self.delay = delay
-        self.asked: list[str] = []
-        self.released = threading.Event()  # set at teardown: no worker thread outlives the test
-
-    def lookup(self, number: str) -> CallerInfo | None:
-        self.asked.append(number)
-        if self.delay:
-            self.released.wait(self.delay)
-        return self.answers.get(number)
-
-
 @pytest.fixture
 def serve() -> Iterator[Serve]:
     """Start an OutboundServer on a free loopback port; stopped after the test."""
-    started: list[tuple[OutboundServer, FakeLookup]] = []
+    servers = LookupServers()
 
     def start(lookup: FakeLookup, budget: float = BUDGET, **kw: object) -> tuple[str, int]:
         server = OutboundServer(lookup, "127.0.0.1", 0, budget, pbx="main", grace=0.5, **kw)  # type: ignore[arg-type]
-        started.append((server, lookup))
-        return server.start()
+        return servers.start(server, lookup)
 
     yield start
-    for server, lookup in started:
-        lookup.released.set()
-        server.stop()
+    servers.stop_all()
 
 
 def warnings_once_logged(caplog: pytest.LogCaptureFixture, timeout: float = 2.0) -> list[logging.LogRecord]:
@@ -240,11 +222,7 @@ def test_slow_lookup_resumes_the_call_at_the_budget(serve: Serve, caplog: pytest
 
 
 def test_failing_lookup_resumes_the_call_with_error(serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
-    class Broken(FakeLookup):
-        def lookup(self, number: str) -> CallerInfo | None:
-            raise ConnectionError("CRM unreachable\nretry later")
-
-    fs = FakeFreeSwitch(serve(Broken())).run()
+    fs = FakeFreeSwitch(serve(FakeLookup(error=ConnectionError("CRM unreachable\nretry later")))).run()
     assert fs.sets == ["pbxlink_lookup=error"]
     (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert "\n" not in warning.getMessage() and "CRM unreachable retry later" in warning.getMessage()

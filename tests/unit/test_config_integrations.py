@@ -128,3 +128,11 @@ def test_webhook_secret_from_the_environment(tmp_path: Path) -> None:
     assert "PBXLINK_WEBHOOK_ERP_1_SECRET" in error(tmp_path, text)
     cfg = load(tmp_path, text, {"PBXLINK_WEBHOOK_ERP_1_SECRET": "s" * 20})
     assert cfg.webhooks[0].secret == "s" * 20
+
+
+def test_outbox_retry_schedule(tmp_path: Path) -> None:
+    cfg = load(tmp_path, "[outbox]\nretry_delays = [1, 2.5]\ngive_up_after = 60\n")
+    assert (cfg.outbox.retry_delays, cfg.outbox.give_up_after) == ((1.0, 2.5), 60.0)
+    assert "[outbox] retry_delays: expected a list of positive seconds" in error(
+        tmp_path, "[outbox]\nretry_delays = [0]\n"
+    )

@@ -39,6 +39,7 @@ def db(tmp_path, monkeypatch):
 
 def test_created_user_logs_in_with_their_password_only() -> None:
     create_user("alice", "correct horse", role="supervisor", extension="201")
+    assert create_user("ann", "correct horse", extension="201,202").extension == "201,202"
     user = authenticate("alice", "correct horse")
     assert user is not None
     assert (user.username, user.role, user.extension) == ("alice", "supervisor", "201")
@@ -57,6 +58,9 @@ def test_created_user_logs_in_with_their_password_only() -> None:
         ({"role": "root"}, "role must be one of agent, supervisor, admin"),
         ({"password": "short"}, "at least 8 characters"),
         ({"extension": "20 1"}, "extension"),
+        ({"extension": "201,,202"}, "extension"),
+        ({"extension": "201, 202"}, "extension"),
+        ({"extension": "201,202," + "2" * 30}, "extension"),
     ],
 )
 def test_invalid_users_are_refused_with_a_clear_message(kwargs, message) -> None:

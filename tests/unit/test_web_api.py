@@ -226,6 +226,13 @@ def test_an_agent_sees_only_the_calls_they_talked_on(client, calls) -> None:
     assert client.get("/api/v1/calls", headers=no_extension).get_json()["total"] == 0
 
 
+def test_an_agent_on_two_extensions_sees_the_calls_of_both(client, calls) -> None:
+    auth = bearer("agent", "202,203", name="two")
+    assert ids(client.get("/api/v1/calls", headers=auth)) == {"C", "D"}
+    assert ids(client.get("/api/v1/calls?agent=203", headers=auth)) == {"D"}
+    assert client.get("/api/v1/calls?agent=201", headers=auth).status_code == 403
+
+
 def test_the_api_accepts_the_panels_login_session(client, calls) -> None:
     create_user("sam", PASSWORD, role="supervisor")
     login(client, "sam")
