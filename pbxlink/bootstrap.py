@@ -110,7 +110,7 @@ class CrmSide:
         self.worker = OutboxWorker(
             {
                 "crm_log": crm_log_deliverer(
-                    {c.name: c for c in self.connectors}, numbers(), lambda call: None
+                    {c.name: c for c in self.connectors}, numbers(), self._recording_url(cfg)
                 ),
                 "webhook": webhook_deliverer(cfg.webhooks),
             },
@@ -122,6 +122,18 @@ class CrmSide:
             bus.subscribe("crm-log", crm_log_handler(names, enqueue, self.worker.notify))
         if cfg.webhooks:
             bus.subscribe("webhooks", webhook_handler(cfg.webhooks, enqueue, self.worker.notify))
+
+    def _recording_url(self, cfg: Config) -> Callable[[CallRecord], str | None]:
+        """Signed links to recordings for the CRM call logs, when the panel can serve them."""
+        from pbxlink.services.recording_links import RecordingLinks
+        from pbxlink.storage.settings import web_secret_key
+
+        if cfg.web.public_url and cfg.recordings.folders:
+            days = cfg.recordings.link_days
+            return RecordingLinks(web_secret_key(cfg), cfg.web.public_url, days * 86400).url
+        if self.connectors:
+            log.info("CRM call logs carry no recording link: set [web] public_url and [recordings] folders")
+        return lambda call: None
 
     def web_parts(self) -> dict[str, object]:
         return {

@@ -112,7 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     role.add_argument("--role", choices=ROLES, help="agent: own calls; supervisor: all calls; admin: all")
     add.set_defaults(role="agent")  # --admin and --role share the destination
-    add.add_argument("--extension", metavar="EXT", help="the user's phone extension, to match their calls")
+    add.add_argument(
+        "--extension",
+        metavar="EXT",
+        help="the user's phone extension (several: 201,202), for their calls and screen-pops",
+    )
     command(users, "list", "list panel users", _user_list)
 
     tokens = group("token", "manage API tokens")

@@ -141,6 +141,14 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True)
+class RecordingsConfig:
+    """Where the PBX writes its recordings: only files inside these folders are ever served."""
+
+    folders: tuple[Path, ...] = ()  # absolute (relative ones in the file are taken from its folder)
+    link_days: float = 30  # days a recording link in a CRM call log stays valid
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     database: DatabaseConfig
@@ -154,6 +162,7 @@ class Config:
     agi: AgiConfig | None = None
     webhooks: tuple[WebhookConfig, ...] = ()
     outbox: OutboxConfig = OutboxConfig()
+    recordings: RecordingsConfig = RecordingsConfig()
     #: redis://… : shared cache (and, later, the bus); None = in-process
     redis_url: str | None = field(default=None, repr=False)
 
@@ -190,6 +199,7 @@ _TOP_KEYS = (
     "agi",
     "webhook",
     "outbox",
+    "recordings",
 )
 CRM_TYPES = ("hubspot", "pipedrive", "odoo", "bitrix24", "zoho", "rest")
 _PHONE_KEYS = ("default_region", "match_digits")
@@ -197,6 +207,8 @@ _CACHE_KEYS = ("ttl", "negative_ttl")
 _REDIS_KEYS = ("url",)
 _AGI_KEYS = ("listen", "budget")
 _OUTBOX_KEYS = ("retry_delays", "give_up_after")
+_RECORDINGS_KEYS = ("folders", "link_days")
+MAX_LINK_DAYS = 3650.0
 _WEBHOOK_KEYS = ("name", "url", "secret", "events")
 EVENT_KINDS = ("started", "updated", "ringing", "ring_ended", "answered", "transferred", "ended", "recording")
 MAX_AGI_BUDGET = 5.0
@@ -262,6 +274,7 @@ class _Loader:
             webhooks=self.webhooks(doc.get("webhook", [])),
             redis_url=self.redis(self.table(doc, "redis")),
             outbox=self.outbox(self.table(doc, "outbox")),
+            recordings=self.recordings(self.table(doc, "recordings"), base),
         )
 
     def outbox(self, table: Mapping[str, Any]) -> OutboxConfig:
@@ -281,6 +294,31 @@ class _Loader:
             retry_delays=tuple(float(d) for d in delays),
             give_up_after=self.number(table, "give_up_after", "[outbox]", OutboxConfig.give_up_after),
         )
+
+    def recordings(self, table: Mapping[str, Any], base: Path) -> RecordingsConfig:
+        self.known(table, _RECORDINGS_KEYS, "[recordings]")
+        folders = table.get("folders", [])
+        if not isinstance(folders, list) or any(not isinstance(f, str) or not f.strip() for f in folders):
+            raise self.fail(
+                "[recordings]",
+                f'expected a list of folders like ["/var/spool/asterisk/monitor"], got {_show(folders)}',
+                key="folders",
+            )
+        paths = tuple(Path(os.path.normpath(base / Path(f).expanduser())) for f in folders)
+        if any(p == Path(p.anchor) for p in paths):
+            raise self.fail(
+                "[recordings]",
+                "the filesystem root would let a link serve any file: name the recording folders themselves",
+                key="folders",
+            )
+        days = table.get("link_days", RecordingsConfig.link_days)
+        if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= MAX_LINK_DAYS:
+            raise self.fail(
+                "[recordings]",
+                f"expected days, more than 0 and at most {MAX_LINK_DAYS:g}, got {_show(days)}",
+                key="link_days",
+            )
+        return RecordingsConfig(folders=tuple(dict.fromkeys(paths)), link_days=float(days))
 
     def named_list(self, entries: Any, section: str) -> list[tuple[str, dict[str, Any]]]:
         """`[[section]]` tables, each with a unique `name`: (where-prefix, table) pairs."""

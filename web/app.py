@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
@@ -13,14 +12,12 @@ from werkzeug.exceptions import HTTPException
 
 from pbxlink.config import Config
 from pbxlink.domain.ports import Bus
-from pbxlink.storage.database import connection
-from pbxlink.storage.models import Setting, db_proxy
+from pbxlink.storage.models import db_proxy
+from pbxlink.storage.settings import web_secret_key
 
-from . import api, auth, calls, crm, outbox, pops
+from . import api, auth, calls, crm, outbox, pops, recordings
 
 log = logging.getLogger(__name__)
-
-SECRET_KEY_SETTING = "web_secret_key"
 
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -41,7 +38,7 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     """
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=config.web.secret_key or _stored_secret_key(),
+        SECRET_KEY=web_secret_key(config),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="pbxlink_session",
@@ -66,6 +63,7 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     app.register_blueprint(crm.hooks)
     app.register_blueprint(outbox.bp)
     app.register_blueprint(outbox.api_bp)
+    app.register_blueprint(recordings.bp)
     csrf.exempt(api.bp)  # JSON for bearer tokens: not ambient credentials
     csrf.exempt(crm.hooks)  # called by the CRMs, authenticated by the secret in the URL
 
@@ -76,13 +74,6 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.add_url_rule("/healthz", "healthz", _healthz)
     return app
-
-
-def _stored_secret_key() -> str:
-    """The key generated on first run; insert-or-ignore then read, so concurrent first starts agree."""
-    with connection():
-        Setting.insert(key=SECRET_KEY_SETTING, value=secrets.token_hex(32)).on_conflict_ignore().execute()
-        return str(Setting.get_by_id(SECRET_KEY_SETTING).value)
 
 
 def _open_db() -> None:
