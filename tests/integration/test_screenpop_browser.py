@@ -1,11 +1,13 @@
 """Screen-pops end to end in real headless Chromium.
 
-AMI simulator (real TCP) → AmiAdapter → in-process bus → call log + ScreenPops (with a fake
-CRM that answers after 150 ms) → PopHub → the panel served by waitress → two agents' pages.
+AMI simulator (real TCP) → AmiAdapter → in-process bus → call log + ScreenPops (the caller
+directory and the generic REST connector, on a local CRM that answers after 150 ms) → PopHub →
+the panel served by waitress → two agents' pages.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -23,16 +25,19 @@ from pbxlink.ami.simulator import AmiSimulator, SimulatorThread
 from pbxlink.ami.simulator.builder import CallBuilder
 from pbxlink.ami.simulator.flow import Answer, Caller
 from pbxlink.ami.simulator.scenarios import queue_call
-from pbxlink.config import Config, DatabaseConfig, PbxConfig, WebConfig
+from pbxlink.cache import MemoryCache
+from pbxlink.config import Config, CrmConfig, DatabaseConfig, PbxConfig, WebConfig
+from pbxlink.crm import build_connector
 from pbxlink.domain.calls import CallRecord
-from pbxlink.domain.crm import Contact, Deal
-from pbxlink.services.directory import LookupResult
+from pbxlink.domain.phone import numbers
+from pbxlink.services.directory import CallerDirectory
 from pbxlink.services.pop_hub import PopHub
 from pbxlink.services.screenpop import ScreenPops, calls_from_log
 from pbxlink.simulation.timeline import CallTimeline
 from pbxlink.storage import users
 from pbxlink.storage.calls import save_call
 from pbxlink.storage.users import create_user
+from tests.crm.fake import FakeCrm, Reply, Request
 from tests.integration.site import Site, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -54,29 +59,46 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-class SlowCrm:
-    """The caller directory of a CRM that answers after `CRM_DELAY`; nothing is cached."""
+CONTACT = {
+    "id": 77,
+    "name": "Grace Hopper",
+    "company": "<img src=x onerror=alert('company')>",
+    "owner": "sue@example.com",
+    "phones": [NUMBER],
+    "deals": [
+        {
+            "title": "Compiler licence",
+            "amount": "$9,000",
+            "stage": "negotiation",
+            "url": "javascript:alert(1)",
+        }
+    ],
+}
 
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-        self.contact = Contact(
-            crm="HubSpot",
-            id="77",
-            name="Grace Hopper",
-            company="<img src=x onerror=alert('company')>",
-            owner="sue@example.com",
-            url="https://crm.example.com/contacts/77",
-            deals=(Deal("Compiler licence", "$9,000", "negotiation", "javascript:alert('deal')"),),
-        )
 
-    def cached(self, number: str) -> LookupResult | None:
-        return None
+def slow_crm(fake: FakeCrm) -> CallerDirectory:
+    """A CRM answering after `CRM_DELAY` (the generic REST connector over real HTTP), behind the directory."""
 
-    def lookup(self, number: str) -> LookupResult:
-        self.asked.append(number)
-        time.sleep(CRM_DELAY)
-        contacts = (self.contact,) if number == NUMBER else ()
-        return LookupResult(number, number, contacts, (), cached=False, looked_up_at=datetime.now(UTC))
+    def search(req: Request, m: re.Match[str]) -> Reply:
+        return Reply(200, {"items": [CONTACT] if req.arg("phone") == NUMBER else []}, delay=CRM_DELAY)
+
+    fake.route("GET", r"/api/customers", search)
+    options = {
+        "lookup_url": f"{fake.url}/api/customers?phone={{e164}}",
+        "results": "items",
+        "contact_url": "https://crm.example.com/contacts/{id}",
+        "auth": "none",
+        "fields": {
+            "id": "id",
+            "name": "name",
+            "company": "company",
+            "owner": "owner",
+            "phones": "phones",
+            "deals": "deals",
+        },
+    }
+    connector = build_connector(CrmConfig("HubSpot", "rest", options))
+    return CallerDirectory([connector], MemoryCache(), numbers())
 
 
 #: Records, in the page, the text of every pop card as it is drawn.
@@ -102,8 +124,9 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
         earlier.ended_at, earlier.disposition, earlier.talk_seconds = earlier.started_at, "answered", 95.0
         save_call(earlier)
 
-    hub, crm = PopHub(), SlowCrm()
-    screen_pops = ScreenPops(crm, calls_from_log, hub)
+    crm = FakeCrm().__enter__()
+    hub = PopHub()
+    screen_pops = ScreenPops(slow_crm(crm), calls_from_log, hub)
     site.bus.subscribe("screen-pops", screen_pops.on_event)
     sim, _ = site.connect(
         AmiSimulator(secret=SECRET, timestampevents=True),
@@ -124,6 +147,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     thread.join(timeout=3)
     site.close()
     screen_pops.close()
+    crm.__exit__()
 
 
 @pytest.fixture
@@ -190,7 +214,7 @@ def test_a_ringall_call_pops_on_both_agents_and_follows_the_answer(
         # (within the ring, checked above: the budget, with room for a loaded machine).
         assert NUMBER in drawn[0]["text"] and "Looking up the caller in the CRM" in drawn[0]["text"]
         assert "Grace Hopper" not in drawn[0]["text"] and "Grace Hopper" in drawn[-1]["text"]
-    assert served["crm"].asked == [NUMBER]  # one lookup for both agents
+    assert len(served["crm"].calls("GET", "/api/customers")) == 1  # one lookup for both agents
 
     card = cards[bob]
     # Everything from outside is text: the caller ID name and the CRM's fields show literally.
