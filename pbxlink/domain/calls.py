@@ -39,6 +39,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "transfers",
     "recording",
     "end_seen",
+    "origin",
 )
 
 
@@ -105,6 +106,9 @@ class CallRecord:
     wait_seconds: float | None = None
     #: the sum of the talk segments (a transferee's ring time is not talk; a hold is)
     talk_seconds: float | None = None
+    #: the tag pbxlink set on the originate that made this call (OriginateHandle.tag); None for
+    #: calls pbxlink did not place. Callbacks and campaigns learn their outcome by it.
+    origin: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -136,6 +140,7 @@ class CallRecord:
             "transfers": [t.to_dict() for t in self.transfers],
             "recording": self.recording,
             "end_seen": self.end_seen,
+            "origin": self.origin,
         }
 
     @classmethod
@@ -163,6 +168,7 @@ class CallRecord:
             end_seen=bool(d.get("end_seen", True)),
             wait_seconds=d.get("wait_seconds"),
             talk_seconds=d.get("talk_seconds"),
+            origin=d.get("origin"),
         )
 
 

@@ -110,6 +110,7 @@ def record_from_row(row: Call) -> CallRecord:
         transfers=[Transfer.from_dict(t) for t in json.loads(row.transfers)],
         recording=row.recording,
         end_seen=bool(row.end_seen),
+        origin=row.origin,
         wait_seconds=row.wait_seconds,
         talk_seconds=row.talk_seconds,
     )
@@ -142,6 +143,7 @@ def _row_values(rec: CallRecord) -> dict[str, Any]:
         "transfers": json.dumps([t.to_dict() for t in rec.transfers]),
         "recording": rec.recording,
         "end_seen": rec.end_seen,
+        "origin": rec.origin,
         "updated_at": utcnow(),
     }
     phones = numbers()

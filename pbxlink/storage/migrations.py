@@ -161,11 +161,69 @@ def _outbox(db: pw.Database) -> None:
     db.create_tables([OutboxItem], safe=False)
 
 
+def _callbacks(db: pw.Database) -> None:
+    """call.origin (the originate's tag), and the callback tables (frozen copies of the models)."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as migrate_ops
+
+    schema = SchemaMigrator.from_database(db)
+    migrate_ops(
+        schema.add_column("call", "origin", pw.CharField(max_length=64, null=True)),
+        schema.add_index("call", ("origin",), False),
+    )
+
+    class Callback(pw.Model):
+        policy = pw.CharField(max_length=64)
+        pbx = pw.CharField(max_length=64)
+        number = pw.CharField(max_length=64)
+        number_key = pw.CharField(max_length=20, index=True)
+        name = pw.CharField(max_length=128, null=True)
+        source = pw.CharField(max_length=16)
+        missed_call = pw.CharField(max_length=200, null=True)
+        queue = pw.CharField(max_length=128, null=True)
+        agent = pw.CharField(max_length=64, null=True)
+        status = pw.CharField(max_length=16, default="pending", index=True)
+        due_at = pw.DateTimeField(index=True)
+        attempts = pw.IntegerField(default=0)
+        last_outcome = pw.CharField(max_length=16, null=True)
+        reason = pw.CharField(max_length=255, null=True)
+        tag = pw.CharField(max_length=64, null=True, index=True)
+        claimed_until = pw.DateTimeField(null=True)
+        created_at = pw.DateTimeField()
+        updated_at = pw.DateTimeField()
+
+        class Meta:
+            database = db
+            table_name = "callback"
+
+    class CallbackAttempt(pw.Model):
+        callback = pw.ForeignKeyField(Callback, on_delete="CASCADE")
+        tag = pw.CharField(max_length=64, unique=True)
+        started_at = pw.DateTimeField()
+        ended_at = pw.DateTimeField(null=True)
+        outcome = pw.CharField(max_length=16, null=True)
+        call_id = pw.CharField(max_length=128, null=True)
+        by = pw.CharField(max_length=64, null=True)
+
+        class Meta:
+            database = db
+            table_name = "callback_attempt"
+
+    db.create_tables([Callback, CallbackAttempt], safe=False)
+    # One open callback per customer and policy, enforced by the database itself (both engines
+    # have partial indexes): two processes scheduling the same miss cannot both succeed.
+    db.execute_sql(  # type: ignore[no-untyped-call]
+        "CREATE UNIQUE INDEX callback_one_open ON callback (policy, number_key) "
+        "WHERE status IN ('pending', 'in_progress')"
+    )
+
+
 #: (version, what it does, how); versions only ever grow, and a released one is never edited.
 MIGRATIONS: tuple[tuple[int, str, Callable[[pw.Database], None]], ...] = (
     (1, "initial schema: call, user, api_token, setting", _initial_schema),
     (2, "normalized caller and callee numbers", _normalized_numbers),
     (3, "outbox for CRM call logs and webhooks", _outbox),
+    (4, "call origin, callbacks", _callbacks),
 )
 
 

@@ -68,6 +68,7 @@ class Call(BaseModel):
     transfers = pw.TextField(default="[]")  # JSON list of {"from", "to", "kind"}
     recording = pw.TextField(null=True)
     end_seen = pw.BooleanField(default=True)
+    origin = pw.CharField(max_length=64, null=True, index=True)  # the originate's tag, when pbxlink placed it
     updated_at = UTCDateTimeField(default=utcnow)
 
     class Meta:
@@ -130,4 +131,61 @@ class OutboxItem(BaseModel):
         indexes = ((("kind", "target", "key"), True),)
 
 
-ALL_MODELS: tuple[type[BaseModel], ...] = (Call, User, ApiToken, Setting, OutboxItem)
+class Callback(BaseModel):
+    """A customer to call back: after a missed call, or asked for on the website.
+
+    At most one pending or in-progress callback per (policy, number_key): a partial unique
+    index enforces it (see migration 4). A worker claims a due row by moving `claimed_until`
+    forward in one UPDATE; `tag` is the originate tag of the attempt under way, so a restart
+    in the middle of an attempt finds its outcome instead of dialling again.
+    """
+
+    id = pw.AutoField()
+    policy = pw.CharField(max_length=64)
+    pbx = pw.CharField(max_length=64)
+    number = pw.CharField(max_length=64)  # as dialled: E.164 when known
+    number_key = pw.CharField(max_length=20, index=True)  # PhoneNumbers.key: deduplication and matching
+    name = pw.CharField(max_length=128, null=True)  # given on the website form, shown as text
+    source = pw.CharField(max_length=16)  # missed_call | web | manual
+    missed_call = pw.CharField(max_length=200, null=True)  # "<pbx>:<call_id>" of the missed call
+    queue = pw.CharField(max_length=128, null=True)  # the queue (or DID) the customer tried
+    agent = pw.CharField(max_length=64, null=True)  # the agent who missed it, or the one it is assigned to
+    #: pending | in_progress | done | failed | cancelled
+    status = pw.CharField(max_length=16, default="pending", index=True)
+    due_at = UTCDateTimeField(index=True)
+    attempts = pw.IntegerField(default=0)
+    last_outcome = pw.CharField(max_length=16, null=True)  # answered|no_answer|busy|failed
+    reason = pw.CharField(max_length=255, null=True)  # why it was cancelled or failed, in words
+    tag = pw.CharField(max_length=64, null=True, index=True)  # the attempt under way
+    claimed_until = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+
+class CallbackAttempt(BaseModel):
+    """One originate of a callback and what came of it; its calls are linked by `tag` = Call.origin."""
+
+    id = pw.AutoField()
+    callback = pw.ForeignKeyField(Callback, backref="attempt_rows", on_delete="CASCADE")
+    tag = pw.CharField(max_length=64, unique=True)
+    started_at = UTCDateTimeField(default=utcnow)
+    ended_at = UTCDateTimeField(null=True)
+    outcome = pw.CharField(max_length=16, null=True)  # answered|no_answer|busy|failed
+    call_id = pw.CharField(max_length=128, null=True)  # the call it made, when the PBX reported one
+    by = pw.CharField(max_length=64, null=True)  # "scheduler", or the user who pressed "call now"
+
+
+#: Indexes with a WHERE clause, which peewee's Meta cannot describe: table -> ((columns), unique).
+PARTIAL_INDEXES: dict[str, set[tuple[tuple[str, ...], bool]]] = {
+    "callback": {(("policy", "number_key"), True)}
+}
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    Call,
+    User,
+    ApiToken,
+    Setting,
+    OutboxItem,
+    Callback,
+    CallbackAttempt,
+)

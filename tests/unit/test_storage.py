@@ -31,7 +31,7 @@ from pbxlink.storage.calls import (
 )
 from pbxlink.storage.database import DatabaseOpenError, connect
 from pbxlink.storage.migrations import MIGRATIONS, MigrationError, migrate
-from pbxlink.storage.models import ALL_MODELS, Call
+from pbxlink.storage.models import ALL_MODELS, PARTIAL_INDEXES, Call
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -133,6 +133,7 @@ def test_migrated_schema_is_what_models_describe(db: pw.Database) -> None:
             ((f.column_name,), bool(f.unique)) for f in model._meta.sorted_fields if f.index or f.unique
         }
         expected |= {(tuple(cols), unique) for cols, unique in model._meta.indexes}
+        expected |= PARTIAL_INDEXES.get(table, set())
         assert indexes == expected, table
 
 
