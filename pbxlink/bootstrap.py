@@ -33,6 +33,7 @@ class Service:
         from pbxlink.esl.adapter import EslAdapter
         from pbxlink.esl.outbound import outbound_server
         from pbxlink.lookup_server import LookupServer
+        from pbxlink.services.callbacks import CallbackService
         from pbxlink.web.app import create_app
         from pbxlink.web.server import make_server
 
@@ -52,7 +53,14 @@ class Service:
             self.adapters.append(adapter(pbx, self.bus.publish, _open_calls_of(pbx)))
             if pbx.type == "freeswitch" and (server := outbound_server(pbx, self.crm.caller_lookup)):
                 self.lookup_servers.append(server)
-        app = create_app(cfg, self.bus, **self.crm.web_parts())
+        self.callbacks = (
+            CallbackService.from_config(cfg, {a.control.name: a.control for a in self.adapters})
+            if cfg.callback_policies
+            else None
+        )
+        if self.callbacks is not None:
+            self.bus.subscribe("callbacks", self.callbacks.on_event)
+        app = create_app(cfg, self.bus, callbacks=self.callbacks, **self.crm.web_parts())
         self.server = make_server(app, cfg.web.host, cfg.web.port, threads=cfg.web.threads)
 
     def start(self) -> None:
@@ -61,6 +69,8 @@ class Service:
         self.crm.start()
         for adapter in self.adapters:
             adapter.start()
+        if self.callbacks is not None:
+            self.callbacks.start()  # after the adapters: an attempt needs the PBX link
 
     def serve(self) -> None:
         """Serve the panel until SIGTERM or Ctrl-C, then stop everything in order."""
@@ -79,6 +89,8 @@ class Service:
         for adapter in self.adapters:
             adapter.stop()
         self.bus.close()  # after the adapters: what they published last is still written (and queued)
+        if self.callbacks is not None:
+            self.callbacks.stop()
         self.crm.stop()
         self.server.close()
 

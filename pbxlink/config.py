@@ -11,13 +11,16 @@ working directory of the process that reads it.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import itertools
 import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -149,6 +152,56 @@ class RecordingsConfig:
 
 
 @dataclass(frozen=True)
+class CallbacksConfig:
+    """The website's "call me back" form: which sites may embed it, and how often one visitor may use it."""
+
+    #: origins ("https://www.example.com") whose pages may post the form from the browser; never "*"
+    allowed_origins: tuple[str, ...] = ()
+    rate_per_ip_minute: int = 5
+    rate_per_ip_day: int = 30
+    rate_per_number_day: int = 3
+    #: reverse proxies (addresses or networks) whose X-Forwarded-For names the real client
+    trusted_proxies: tuple[str, ...] = ()
+
+
+MISS_REASONS = ("no_answer", "busy", "abandoned", "queue_timeout", "not_offered")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Monday to Friday, 09:00-17:00 (per weekday, Monday first: opening ranges in minutes since midnight)
+DEFAULT_HOURS: tuple[tuple[tuple[int, int], ...], ...] = tuple(
+    ((9 * 60, 17 * 60),) if day < 5 else () for day in range(7)
+)
+
+
+@dataclass(frozen=True)
+class CallbackPolicyConfig:
+    """One `[[callback_policy]]`: which missed calls (or website requests) are called back, when and how.
+
+    `hours` holds, per weekday (Monday first), the opening ranges in minutes since midnight of
+    `timezone`; pbxlink.domain.callback_policy turns them into instants.
+    """
+
+    name: str
+    pbx: str
+    timezone: str  # IANA name; the loader puts the server's own when the file leaves it out
+    dids: tuple[str, ...] = ()  # empty and `queues` empty: any inbound call
+    queues: tuple[str, ...] = ()
+    source: Literal["missed_call", "web"] = "missed_call"
+    reasons: tuple[str, ...] = MISS_REASONS
+    min_wait: float = 5.0  # an abandon after less wait is a misdial
+    delay: float = 60.0
+    hours: tuple[tuple[tuple[int, int], ...], ...] = DEFAULT_HOURS
+    holidays: tuple[date, ...] = ()
+    max_attempts: int = 3
+    retry_after: float = 600.0
+    order: Literal["agent_first", "customer_first"] = "agent_first"
+    ring: Literal["queue", "agent"] = "queue"  # agent first: ring the queue, or the agent who missed it
+    queue: str | None = None  # the queue to ring (agent first) or to connect the customer to
+    present_number: str | None = None  # the business number the customer sees
+    message: str | None = None  # customer first: the sound played before the queue
+    context: str = "pbxlink-callback"
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     database: DatabaseConfig
@@ -163,6 +216,8 @@ class Config:
     webhooks: tuple[WebhookConfig, ...] = ()
     outbox: OutboxConfig = OutboxConfig()
     recordings: RecordingsConfig = RecordingsConfig()
+    callbacks: CallbacksConfig = CallbacksConfig()
+    callback_policies: tuple[CallbackPolicyConfig, ...] = ()
     #: redis://… : shared cache (and, later, the bus); None = in-process
     redis_url: str | None = field(default=None, repr=False)
 
@@ -200,6 +255,8 @@ _TOP_KEYS = (
     "webhook",
     "outbox",
     "recordings",
+    "callbacks",
+    "callback_policy",
 )
 CRM_TYPES = ("hubspot", "pipedrive", "odoo", "bitrix24", "zoho", "rest")
 _PHONE_KEYS = ("default_region", "match_digits")
@@ -208,6 +265,43 @@ _REDIS_KEYS = ("url",)
 _AGI_KEYS = ("listen", "budget")
 _OUTBOX_KEYS = ("retry_delays", "give_up_after")
 _RECORDINGS_KEYS = ("folders", "link_days")
+_CALLBACKS_KEYS = (
+    "allowed_origins",
+    "rate_per_ip_minute",
+    "rate_per_ip_day",
+    "rate_per_number_day",
+    "trusted_proxies",
+)
+MAX_RATE = 1_000_000
+_CALLBACK_POLICY_KEYS = (
+    "name",
+    "pbx",
+    "match",
+    "reasons",
+    "min_wait",
+    "delay",
+    "timezone",
+    "hours",
+    "holidays",
+    "max_attempts",
+    "retry_after",
+    "order",
+    "ring",
+    "queue",
+    "present_number",
+    "message",
+    "context",
+)
+_MATCH_KEYS = ("dids", "queues", "source")
+MAX_CALLBACK_ATTEMPTS = 10
+MAX_CALLBACK_SECONDS = 30 * 86400.0
+MIN_RETRY_AFTER = 60.0  # a customer rung again sooner than this is pestered, not called back
+_TIME_RANGE = re.compile(r"([0-9]{2}):([0-9]{2})-([0-9]{2}):([0-9]{2})")
+_DID = re.compile(r"\+?[0-9][0-9 ().-]{0,39}")
+_QUEUE = re.compile(r"[A-Za-z0-9_.+*#-]{1,64}")
+_PRESENT_NUMBER = re.compile(r"\+?[0-9]{3,20}")
+_SOUND = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_/.-]{0,127}")
+_CONTEXT = re.compile(r"[A-Za-z0-9_.-]{1,48}")  # room for the "-customer-first" suffix
 MAX_LINK_DAYS = 3650.0
 _WEBHOOK_KEYS = ("name", "url", "secret", "events")
 EVENT_KINDS = ("started", "updated", "ringing", "ring_ended", "answered", "transferred", "ended", "recording")
@@ -264,7 +358,7 @@ class _Loader:
             path=self.path.resolve(),
             database=self.database(self.table(doc, "database"), base, data_dir),
             web=self.web(self.table(doc, "web")),
-            pbx=self.pbxes(doc.get("pbx", [])),
+            pbx=(pbxes := self.pbxes(doc.get("pbx", []))),
             data_dir=data_dir,
             log_level=self.log_level(self.table(doc, "log")),
             crm=self.crms(doc.get("crm", [])),
@@ -275,6 +369,8 @@ class _Loader:
             redis_url=self.redis(self.table(doc, "redis")),
             outbox=self.outbox(self.table(doc, "outbox")),
             recordings=self.recordings(self.table(doc, "recordings"), base),
+            callbacks=self.callbacks(self.table(doc, "callbacks")),
+            callback_policies=self.callback_policies(doc.get("callback_policy", []), pbxes),
         )
 
     def outbox(self, table: Mapping[str, Any]) -> OutboxConfig:
@@ -319,6 +415,77 @@ class _Loader:
                 key="link_days",
             )
         return RecordingsConfig(folders=tuple(dict.fromkeys(paths)), link_days=float(days))
+
+    def callbacks(self, table: Mapping[str, Any]) -> CallbacksConfig:
+        import ipaddress
+
+        self.known(table, _CALLBACKS_KEYS, "[callbacks]")
+        origins = table.get("allowed_origins", [])
+        if not isinstance(origins, list) or any(not isinstance(o, str) for o in origins):
+            raise self.fail(
+                "[callbacks]",
+                f'expected a list of sites like ["https://www.example.com"], got {_show(origins)}',
+                key="allowed_origins",
+            )
+        rates = {}
+        for key in ("rate_per_ip_minute", "rate_per_ip_day", "rate_per_number_day"):
+            rate = table.get(key, getattr(CallbacksConfig, key))
+            if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= MAX_RATE:
+                raise self.fail(
+                    "[callbacks]", f"expected a number of requests, 1-{MAX_RATE}, got {_show(rate)}", key=key
+                )
+            rates[key] = rate
+        proxies = table.get("trusted_proxies", [])
+        if not isinstance(proxies, list):
+            message = f'expected a list like ["127.0.0.1"], got {_show(proxies)}'
+            raise self.fail("[callbacks]", message, key="trusted_proxies")
+        networks = []
+        for proxy in proxies:
+            try:
+                networks.append(str(ipaddress.ip_network(proxy, strict=False)))
+            except (TypeError, ValueError):
+                raise self.fail(
+                    "[callbacks]",
+                    f'{_show(proxy)} is not an address or network like "10.0.0.5" or "10.0.0.0/24"',
+                    key="trusted_proxies",
+                ) from None
+        return CallbacksConfig(
+            allowed_origins=tuple(dict.fromkeys(self.origin(o) for o in origins)),
+            trusted_proxies=tuple(dict.fromkeys(networks)),
+            **rates,
+        )
+
+    def origin(self, text: str) -> str:
+        """`text` as browsers send it in `Origin`: lower case, punycode host, no default port."""
+        if text.strip() == "*":
+            raise self.fail(
+                "[callbacks]",
+                '"*" would let any site on the web post the form: list the sites one by one',
+                key="allowed_origins",
+            )
+        parts = urlsplit(text.strip())
+        try:
+            port, host = parts.port, (parts.hostname or "").encode("idna").decode("ascii")
+        except (ValueError, UnicodeError):
+            port, host = None, ""
+        if (
+            parts.scheme.lower() not in ("http", "https")
+            or not host
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise self.fail(
+                "[callbacks]",
+                f'{_show(text)} is not a site like "https://www.example.com" (scheme and host, no path)',
+                key="allowed_origins",
+            )
+        scheme = parts.scheme.lower()
+        if ":" in host:
+            host = f"[{host}]"
+        default = 443 if scheme == "https" else 80
+        return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 
     def named_list(self, entries: Any, section: str) -> list[tuple[str, dict[str, Any]]]:
         """`[[section]]` tables, each with a unique `name`: (where-prefix, table) pairs."""
@@ -668,12 +835,242 @@ class _Loader:
                 )
         return tuple(patterns)
 
+    def callback_policies(
+        self, entries: Any, pbxes: tuple[PbxConfig, ...]
+    ) -> tuple[CallbackPolicyConfig, ...]:
+        named = self.named_list(entries, "callback_policy")
+        policies = tuple(self.callback_policy(where, entry, pbxes) for where, entry in named)
+        web = [p.name for p in policies if p.source == "web"]
+        if len(web) > 1:
+            raise self.fail(
+                f"[[callback_policy]] {_show(web[1])}",
+                f'{_show(web[0])} already takes website requests: only one policy may have source = "web"',
+                key="match.source",
+            )
+        return policies
+
+    def callback_policy(
+        self, where: str, entry: Mapping[str, Any], pbxes: tuple[PbxConfig, ...]
+    ) -> CallbackPolicyConfig:
+        self.known(entry, _CALLBACK_POLICY_KEYS, where)
+        names = [p.name for p in pbxes]
+        if not names:
+            raise self.fail(where, "needs a [[pbx]] to place its calls through", key="pbx")
+        pbx = self.string(entry, "pbx", where, default=names[0])
+        if pbx not in names:
+            raise self.fail(
+                where, f"{_show(pbx)} is not a [[pbx]] name (known: {', '.join(names)})", key="pbx"
+            )
+        dids, queues, source = self.callback_match(entry.get("match", {}), where)
+        reasons = entry.get("reasons", list(MISS_REASONS))
+        if not isinstance(reasons, list) or not reasons or any(r not in MISS_REASONS for r in reasons):
+            raise self.fail(where, f"expected a list from {', '.join(MISS_REASONS)}", key="reasons")
+        order = self.choice(entry, "order", where, ("agent_first", "customer_first"))
+        ring = self.choice(entry, "ring", where, ("queue", "agent"))
+        if order == "customer_first" and "ring" in entry:
+            raise self.fail(where, 'only for order = "agent_first" (whom to ring first)', key="ring")
+        if order == "agent_first" and "message" in entry:
+            raise self.fail(
+                where, 'only for order = "customer_first" (what the customer hears)', key="message"
+            )
+        queue = self.pattern(entry, "queue", where, _QUEUE, 'a queue name or number like "600"')
+        if queue is None and (order == "customer_first" or ring == "queue" or source == "web"):
+            what = "ring" if order == "agent_first" else "connect the customer to"
+            raise self.fail(where, f'missing key "queue": the queue to {what}')
+        attempts = entry.get("max_attempts", CallbackPolicyConfig.max_attempts)
+        if (
+            isinstance(attempts, bool)
+            or not isinstance(attempts, int)
+            or not 1 <= attempts <= MAX_CALLBACK_ATTEMPTS
+        ):
+            message = f"expected a number of attempts 1-{MAX_CALLBACK_ATTEMPTS}, got {_show(attempts)}"
+            raise self.fail(where, message, key="max_attempts")
+        return CallbackPolicyConfig(
+            name=entry["name"],
+            pbx=pbx,
+            timezone=self.timezone(entry, where),
+            dids=dids,
+            queues=queues,
+            source=source,
+            reasons=tuple(dict.fromkeys(reasons)),
+            min_wait=self.seconds(entry, "min_wait", where, CallbackPolicyConfig.min_wait),
+            delay=self.seconds(entry, "delay", where, CallbackPolicyConfig.delay),
+            hours=self.opening_hours(entry.get("hours"), where),
+            holidays=self.holidays(entry.get("holidays", []), where),
+            max_attempts=attempts,
+            retry_after=self.seconds(
+                entry, "retry_after", where, CallbackPolicyConfig.retry_after, MIN_RETRY_AFTER
+            ),
+            order=cast(Literal["agent_first", "customer_first"], order),
+            ring=cast(Literal["queue", "agent"], ring),
+            queue=queue,
+            present_number=self.pattern(entry, "present_number", where, _PRESENT_NUMBER, "a phone number"),
+            message=self.sound(entry, where),
+            context=self.pattern(
+                entry, "context", where, _CONTEXT, "a dialplan context of at most 48 letters, digits, _ . -"
+            )
+            or CallbackPolicyConfig.context,
+        )
+
+    def callback_match(
+        self, match: Any, where: str
+    ) -> tuple[tuple[str, ...], tuple[str, ...], Literal["missed_call", "web"]]:
+        if not isinstance(match, dict):
+            raise self.fail(
+                where, f'expected a table like {{ queues = ["sales"] }}, got {_show(match)}', key="match"
+            )
+        self.known(match, _MATCH_KEYS, f"{where} match")
+        lists: dict[str, tuple[str, ...]] = {}
+        for key, pattern, example in (
+            ("dids", _DID, '["+15551230000"]'),
+            ("queues", _QUEUE, '["sales", "600"]'),
+        ):
+            value = match.get(key, [])
+            if not isinstance(value, list) or any(
+                not isinstance(v, str) or not pattern.fullmatch(v) for v in value
+            ):
+                raise self.fail(
+                    where, f"expected a list like {example}, got {_show(value)}", key=f"match.{key}"
+                )
+            lists[key] = tuple(dict.fromkeys(value))
+        source = match.get("source")
+        if source is None:
+            return lists["dids"], lists["queues"], "missed_call"
+        if source != "web":
+            raise self.fail(
+                where, f'{_show(source)} is not "web" (leave it out for missed calls)', key="match.source"
+            )
+        if lists["dids"] or lists["queues"]:
+            raise self.fail(
+                where, "website requests come in on no DID or queue: drop dids and queues", key="match.source"
+            )
+        return (), (), "web"
+
+    def choice(self, table: Mapping[str, Any], key: str, where: str, options: tuple[str, ...]) -> str:
+        """`table[key]`, one of `options`; the first is the default."""
+        value = table.get(key, options[0])
+        if value not in options:
+            shown = ", ".join(f'"{o}"' for o in options)
+            raise self.fail(where, f"{_show(value)} is not one of {shown}", key=key)
+        return str(value)
+
+    def pattern(
+        self, table: Mapping[str, Any], key: str, where: str, pattern: re.Pattern[str], what: str
+    ) -> str | None:
+        value = table.get(key)
+        if value is not None and (not isinstance(value, str) or not pattern.fullmatch(value)):
+            raise self.fail(where, f"{_show(value)} is not {what}", key=key)
+        return value
+
+    def sound(self, entry: Mapping[str, Any], where: str) -> str | None:
+        what = 'a sound file name like "custom/callback-intro" (letters, digits, _ - . /)'
+        message = self.pattern(entry, "message", where, _SOUND, what)
+        if message is not None and ".." in message:
+            raise self.fail(where, f"{_show(message)} may not contain ..", key="message")
+        return message
+
+    def seconds(
+        self, table: Mapping[str, Any], key: str, where: str, default: float, minimum: float = 0.0
+    ) -> float:
+        value = table.get(key, default)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not minimum <= value <= MAX_CALLBACK_SECONDS
+        ):
+            raise self.fail(
+                where,
+                f"expected seconds, {minimum:g} to {MAX_CALLBACK_SECONDS:g} (30 days), got {_show(value)}",
+                key=key,
+            )
+        return float(value)
+
+    def timezone(self, entry: Mapping[str, Any], where: str) -> str:
+        import zoneinfo
+
+        name = entry.get("timezone")
+        if name is None:
+            return self.server_timezone()
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (TypeError, ValueError, KeyError, OSError):  # KeyError: ZoneInfoNotFoundError
+            raise self.fail(
+                where,
+                f'{_show(name)} is not a time zone like "Europe/Berlin" or "America/New_York"',
+                key="timezone",
+            ) from None
+        return str(name)
+
+    def server_timezone(self) -> str:
+        """This machine's zone by its IANA name ($TZ, else what /etc/localtime links to), else UTC."""
+        import zoneinfo
+
+        candidates = [self.env.get("TZ", "").lstrip(":")]
+        with contextlib.suppress(OSError):
+            candidates.append(os.path.realpath("/etc/localtime").partition("/zoneinfo/")[2])
+        for name in candidates:
+            with contextlib.suppress(TypeError, ValueError, KeyError, OSError):
+                if name:
+                    zoneinfo.ZoneInfo(name)
+                    return name
+        return "UTC"
+
+    def opening_hours(self, table: Any, where: str) -> tuple[tuple[tuple[int, int], ...], ...]:
+        if table is None:
+            return DEFAULT_HOURS
+        if not isinstance(table, dict):
+            example = '{ mon = "09:00-17:00", sat = ["09:00-12:00"] }'
+            raise self.fail(where, f"expected a table like {example}, got {_show(table)}", key="hours")
+        self.known(table, WEEKDAYS, f"{where} hours")
+        days = []
+        for day in WEEKDAYS:
+            value = table.get(day, [])
+            ranges = [value] if isinstance(value, str) else value
+            if not isinstance(ranges, list) or any(not isinstance(r, str) for r in ranges):
+                message = f'expected "09:00-17:00" or a list of such ranges, got {_show(value)}'
+                raise self.fail(where, message, key=f"hours.{day}")
+            parsed = sorted(self.time_range(r, where, f"hours.{day}") for r in ranges)
+            if any(a[1] > b[0] for a, b in itertools.pairwise(parsed)):
+                raise self.fail(where, "ranges overlap: list each opening once", key=f"hours.{day}")
+            days.append(tuple(parsed))
+        if not any(days):
+            raise self.fail(where, "every day is closed: no callback could ever be placed", key="hours")
+        return tuple(days)
+
+    def time_range(self, text: str, where: str, key: str) -> tuple[int, int]:
+        m = _TIME_RANGE.fullmatch(text.strip())
+        if m is not None and int(m[2]) < 60 and int(m[4]) < 60:
+            start, end = int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])
+            if start < end <= 24 * 60:
+                return start, end
+        message = f'{_show(text)} is not a range like "09:00-17:30" within one day (00:00 to 24:00)'
+        raise self.fail(where, message, key=key)
+
+    def holidays(self, value: Any, where: str) -> tuple[date, ...]:
+        days = [_date(item) for item in value] if isinstance(value, list) else [None]
+        if any(day is None for day in days):
+            message = f'expected a list of dates like ["2026-12-25"], got {_show(value)}'
+            raise self.fail(where, message, key="holidays")
+        return tuple(sorted({day for day in days if day is not None}))
+
     def log_level(self, table: Mapping[str, Any]) -> str:
         self.known(table, _LOG_KEYS, "[log]")
         level = table.get("level", "INFO")
         if not isinstance(level, str) or level.upper() not in LOG_LEVELS:
             raise self.fail("[log]", f"{_show(level)} is not one of {', '.join(LOG_LEVELS)}", key="level")
         return level.upper()
+
+
+def _date(item: Any) -> date | None:
+    """A holiday: a TOML date (2026-12-25) or the same in quotes; None for anything else."""
+    if isinstance(item, datetime) or not isinstance(item, date | str):
+        return None
+    if isinstance(item, date):
+        return item
+    try:
+        return date.fromisoformat(item) if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", item) else None
+    except ValueError:
+        return None
 
 
 def _show(value: Any) -> str:

@@ -15,7 +15,7 @@ from pbxlink.domain.ports import Bus
 from pbxlink.storage.models import db_proxy
 from pbxlink.storage.settings import web_secret_key
 
-from . import api, auth, calls, crm, outbox, pops, recordings
+from . import api, auth, callback_requests, callbacks, calls, crm, outbox, pops, recordings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     """Build the panel and the JSON API; the database must already be connected (models.db_proxy bound).
 
     `parts` are the running services the pages steer or read (`pops`: the PopHub,
-    `directory`: the CallerDirectory, `connectors`: the CRM connectors, `outbox_worker`),
+    `directory`: the CallerDirectory, `connectors`: the CRM connectors, `outbox_worker`,
+    `callbacks`: the CallbackService),
     kept as `app.extensions["pbxlink.<name>"]`; a page whose part is missing says so.
     """
     app = Flask(__name__)
@@ -48,7 +49,7 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the record's field order
     app.extensions["pbxlink.bus"] = bus
     app.extensions["pbxlink.config"] = config
-    for name in ("pops", "directory", "connectors", "outbox_worker"):
+    for name in ("pops", "directory", "connectors", "outbox_worker", "callbacks"):
         app.extensions[f"pbxlink.{name}"] = parts.pop(name, None)
     if parts:
         raise TypeError(f"create_app: unknown parts {sorted(parts)}")
@@ -64,8 +65,12 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     app.register_blueprint(outbox.bp)
     app.register_blueprint(outbox.api_bp)
     app.register_blueprint(recordings.bp)
+    app.register_blueprint(callback_requests.bp)
+    app.register_blueprint(callbacks.bp)
+    app.register_blueprint(callbacks.api_bp)
     csrf.exempt(api.bp)  # JSON for bearer tokens: not ambient credentials
     csrf.exempt(crm.hooks)  # called by the CRMs, authenticated by the secret in the URL
+    csrf.exempt(callback_requests.bp)  # posted cross-origin by the business's website: no session to ride
 
     app.before_request(_open_db)
     app.teardown_request(_close_db)

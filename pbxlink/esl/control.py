@@ -45,14 +45,23 @@ class EslControl:
     `agent_dial` rings an agent: `user/{ext}` reaches a registered user on a stock FreeSWITCH
     or FusionPBX (`user/{ext}@pbx.example.com` for a multi-tenant one). The number is dialled
     through the dialplan (`<number> XML <context>`), or, with `number_dial` such as
-    `sofia/gateway/carrier/{number}`, bridged straight to that dial string.
+    `sofia/gateway/carrier/{number}`, bridged straight to that dial string. An endpoint that
+    is an outside number (a callback that rings the customer first) is dialled with
+    `number_dial`, else through the dialplan of `dial_context` (`loopback/<number>/<context>`).
     """
 
     def __init__(
-        self, name: str, link: Commands, *, agent_dial: str = "user/{ext}", number_dial: str | None = None
+        self,
+        name: str,
+        link: Commands,
+        *,
+        agent_dial: str = "user/{ext}",
+        number_dial: str | None = None,
+        dial_context: str = "default",
     ) -> None:
         self.name = name
         self._link = link
+        self.dial_context = _match("dial_context", dial_context, CONTEXT, "a dialplan context")
         self.agent_dial = _template("agent_dial", agent_dial, "{ext}")
         self.number_dial = None if number_dial is None else _template("number_dial", number_dial, "{number}")
 
@@ -62,9 +71,9 @@ class EslControl:
         The agent's phone shows `req.caller_id`, else the number it is about to call. The
         tag is the `pbxlink_tag` channel variable and the job's Job-UUID.
         """
-        agent = _match("endpoint", req.endpoint, EXTENSION, "an extension")
-        if self.number_dial is not None:
-            number = _match("exten", req.exten, DIAL, "a dial string (digits, * and #, optional leading +)")
+        dial = self._first_leg(req.endpoint)
+        if self.number_dial is not None and isinstance(req.exten, str) and DIAL.fullmatch(req.exten):
+            number = req.exten
             target = f"&bridge({self.number_dial.replace('{number}', number)})"
         else:
             number = _match("exten", req.exten, EXTENSION, "an extension or number")
@@ -82,10 +91,17 @@ class EslControl:
             variables[key] = _value(f"variables[{key}]", value)
         variables[TAG_VARIABLE] = tag
         block = ",".join(f"{k}={_quoted(v)}" for k, v in variables.items())
-        dial = self.agent_dial.replace("{ext}", agent)
         job = self._link.bgapi(_line(f"originate {{{block}}}{dial} {target}"), job_uuid=tag)
         job.add_done_callback(lambda done: self._outcome(done, dial, number, tag))
         return OriginateHandle(pbx=self.name, tag=tag)
+
+    def _first_leg(self, endpoint: str) -> str:
+        """The dial string of what rings first: an agent's phone, or an outside number."""
+        if isinstance(endpoint, str) and DIAL.fullmatch(endpoint) and _outside(endpoint):
+            if self.number_dial is not None:
+                return self.number_dial.replace("{number}", endpoint)
+            return f"loopback/{endpoint}/{self.dial_context}"
+        return self.agent_dial.replace("{ext}", _match("endpoint", endpoint, EXTENSION, "an extension"))
 
     def _outcome(self, job: Future[str], dial: str, number: str, tag: str) -> None:
         """An originate that failed on the PBX is said in the log; the call record shows the rest."""
@@ -132,6 +148,11 @@ class EslControl:
             raise RuntimeError(
                 f"ESL {self.name}: {command.split(' ', 1)[0]} refused: {answer or 'no answer'}"
             )
+
+
+def _outside(number: str) -> bool:
+    """An outside number rather than an extension: international, or 7 digits and more."""
+    return number.startswith("+") or sum(c.isdigit() for c in number) >= 7
 
 
 def _match(field: str, value: object, pattern: re.Pattern[str], what: str) -> str:

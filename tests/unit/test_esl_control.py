@@ -126,12 +126,25 @@ def test_bad_originate_input_is_rejected_before_the_wire(overrides: dict[str, ob
     assert link.bgapi_sent == []
 
 
-def test_a_bad_number_for_a_bridge_dial_string_is_rejected() -> None:
+def test_with_a_bridge_dial_string_a_name_still_goes_through_the_dialplan() -> None:
     link = FakeLink()
     control = EslControl("fs", link, number_dial="sofia/gateway/carrier/{number}")
+    control.originate(good(exten="sales"))  # a queue: what a customer-first callback connects to
+    assert " sales XML " in link.bgapi_sent[-1][0]
     with pytest.raises(ValueError, match=r"^exten"):
-        control.originate(good(exten="sales"))
-    assert link.bgapi_sent == []
+        control.originate(good(exten="12 34\nbgapi system reboot"))
+
+
+def test_an_outside_number_rings_first_through_the_dialplan_or_the_gateway() -> None:
+    link = FakeLink()
+    EslControl("fs", link).originate(good(endpoint="+15551234567", exten="support"))
+    assert "}loopback/+15551234567/default support XML " in link.bgapi_sent[-1][0]
+    EslControl("fs", link, number_dial="sofia/gateway/carrier/{number}").originate(
+        good(endpoint="+15551234567", exten="support")
+    )
+    assert "}sofia/gateway/carrier/+15551234567 support XML " in link.bgapi_sent[-1][0]
+    with pytest.raises(ValueError, match=r"^endpoint"):
+        EslControl("fs", link).originate(good(endpoint="+1555 1234567"))
 
 
 @pytest.mark.parametrize(

@@ -294,3 +294,38 @@
 
   if (box.dataset.stream) connect();
 })();
+
+// Callbacks waiting for this agent: a count next to the heading, kept current every 30 s
+// and whenever the tab comes back into view. Hidden while there are none, or when logged out;
+// a failed request (the server restarting) leaves the last count as it was.
+(function () {
+  const badge = document.getElementById("callbacks-waiting");
+  if (!badge) return;
+  const url = new URL("callbacks/waiting", document.baseURI); // beside /pops, wherever the panel is mounted
+  const list = new URL("callbacks?status=pending", document.baseURI);
+  const EVERY = 30000;
+
+  function show(n) {
+    badge.hidden = !(n > 0);
+    if (badge.hidden) return;
+    const link = document.createElement("a");
+    link.href = list.href;
+    link.textContent = n === 1 ? "1 callback waiting" : n + " callbacks waiting";
+    badge.replaceChildren(link);
+  }
+
+  function refresh() {
+    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
+      .then(function (resp) {
+        if (resp.status === 401) return { waiting: 0 }; // logged out
+        if (!resp.ok) throw new Error("HTTP " + resp.status);
+        return resp.json();
+      })
+      .then(function (data) { show(Number(data.waiting) || 0); })
+      .catch(function () { /* unreachable for now: keep the last count */ });
+  }
+
+  refresh();
+  setInterval(refresh, EVERY);
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
+})();
