@@ -23,6 +23,8 @@ VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 CALL_ID = re.compile(r"[A-Za-z0-9_.-]{1,150}")
 _UNSAFE = ("\r", "\n", "\0")
 TAG_VARIABLE = "PBXLINK_TAG"
+#: every Originate's ActionID is this and its tag: the tracker finds the call by it
+ORIGINATE_ACTION = "pbxlink-originate-"
 
 
 class AmiControl:
@@ -58,7 +60,7 @@ class AmiControl:
         action["Variable"] = [*variables, f"{TAG_VARIABLE}={tag}"]
         # One ActionID per request, derived from its tag: the answer and the later
         # OriginateResponse correlate to it, and a duplicate is recognisable as such.
-        action["ActionID"] = f"pbxlink-originate-{tag}"
+        action["ActionID"] = f"{ORIGINATE_ACTION}{tag}"
         self._checked(action)
         return OriginateHandle(pbx=self.name, tag=tag)
 

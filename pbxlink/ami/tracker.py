@@ -2,7 +2,8 @@
 
 Pure and synchronous (no sockets, no clock, no database): the client feeds it one
 event at a time with the event's time, which is what lets the tests replay a real
-capture byte for byte. One call per Linkedid; channels join a call by Uniqueid.
+capture byte for byte. One call per Linkedid; channels join a call by Uniqueid. The calls
+pbxlink's own Originates make carry their tag (see pbxlink.ami.originated).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from pbxlink.ami.channels import agent_map, local_half, looks_external
-from pbxlink.ami.resync import Resync
+from pbxlink.ami.control import TAG_VARIABLE
+from pbxlink.ami.originated import ENDPOINT_EVENTS, ORIGINATE_ACTION, Originated, chanvar_tag, rings_endpoint
 from pbxlink.domain.agent_map import AgentMap
 from pbxlink.domain.call_state import CallState, Chan
 from pbxlink.domain.calls import CallEvent, CallRecord, CallStarted, CallUpdated
@@ -21,14 +23,15 @@ from pbxlink.domain.headers import Event, field
 log = logging.getLogger(__name__)
 
 _UNKNOWN = {"", "<unknown>", "<Unknown>"}
-_VARIABLES = {"MIXMONITOR_FILENAME", "QUEUESTATUS"}  # the only channel variables that change a record
+#: the only channel variables that change a record
+_VARIABLES = {"MIXMONITOR_FILENAME", "QUEUESTATUS", TAG_VARIABLE}
 
 
 def _known(value: str) -> str | None:
     return None if value in _UNKNOWN else value
 
 
-class AmiTracker(Resync):
+class AmiTracker(Originated):
     def __init__(self, pbx: str, agents: AgentMap | None = None) -> None:
         self.pbx = pbx
         self.agents = agents or agent_map(None)
@@ -62,6 +65,7 @@ class AmiTracker(Resync):
         names = {*self._handlers, "DialBegin", "BlindTransfer", "AttendedTransfer", "Shutdown"}
         interest: dict[str, tuple[str, ...]] = dict.fromkeys(names, ())
         interest["VarSet"] = tuple(f"Variable: {v}" for v in sorted(_VARIABLES))
+        interest["OriginateResponse"] = (f"ActionID: {ORIGINATE_ACTION}",)
         return interest
 
     # --- the event stream ----------------------------------------------------------------------
@@ -76,6 +80,8 @@ class AmiTracker(Resync):
                 return self._on_attended_transfer(event, at)
             if name == "DialBegin" and not field(event, "Channel"):
                 return self._on_originate_dial(event)
+            if name == "OriginateResponse":
+                return self._on_originate_response(event)
             if name == "Shutdown":
                 return self._end_all(at, seen=True, hangup_by="system")
             handler = self._handlers.get(name)
@@ -85,6 +91,10 @@ class AmiTracker(Resync):
             if located is None:
                 return []
             state, chan, started = located
+            if state.record.origin is None and (tag := chanvar_tag(event)):
+                state.placed(tag)
+            if name in ENDPOINT_EVENTS and rings_endpoint(state, chan):
+                return started + self._on_endpoint(state, chan, event, at)
             return started + handler(state, chan, event, at)
         except Exception:
             log.exception(
@@ -175,17 +185,6 @@ class AmiTracker(Resync):
             source.leave(chan.agent, at)
         return [] if source.channels else self._finish(source, at)
 
-    @staticmethod
-    def _mark_pair(state: CallState, channel: str, how: str) -> None:
-        """Remember how a Local pair came to be: that says which half stands for a person."""
-        local = local_half(channel)
-        if local is None:
-            return
-        state.pairs[local.pair] = how
-        for chan in state.channels.values():
-            if chan.local is not None and chan.local.pair == local.pair:
-                chan.dialled, chan.originated = how == "dialled", how == "originated"
-
     # --- handlers ----------------------------------------------------------------------------
 
     def _on_newchannel(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
@@ -207,6 +206,8 @@ class AmiTracker(Resync):
 
     def _on_location(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
         rec = state.record
+        if rec.origin is not None:
+            return []  # pbxlink's own call: its callee is whom it dials, never where its wire runs
         if rec.callee is None and chan.uniqueid in state.caller_uids and chan.exten not in ("", "s"):
             rec.callee = chan.exten
         return []
@@ -215,8 +216,10 @@ class AmiTracker(Resync):
         variable, value = field(event, "Variable"), field(event, "Value")
         if variable == "MIXMONITOR_FILENAME" and value:
             state.record.recording = value
-        elif variable == "QUEUESTATUS" and value:
+        elif variable == "QUEUESTATUS" and value and not rings_endpoint(state, chan):
             state.queue_status(value)
+        elif variable == TAG_VARIABLE:
+            state.placed(value)
         return []
 
     def _on_dial_begin(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
@@ -231,17 +234,6 @@ class AmiTracker(Resync):
         state.offer(at)
         if dest_agent is not None and dest_uid:
             return state.ring(dest_uid, dest_agent, at)
-        return []
-
-    def _on_originate_dial(self, event: Event) -> list[CallEvent]:
-        """An Originate ringing its first leg: an agent's phone for click-to-call, or a Local wire."""
-        state = self._calls.get(field(event, "DestLinkedid"))
-        if state is None:
-            return []
-        dest = field(event, "DestChannel")
-        self._mark_pair(state, dest, "originated")
-        if field(event, "DestUniqueid") == state.origin and self.agents.agent(dest) is not None:
-            state.record.direction = "outbound"  # click-to-call: the agent's phone is rung first
         return []
 
     def _on_dial_end(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
@@ -286,11 +278,6 @@ class AmiTracker(Resync):
 
     def _on_agent_noanswer(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
         return state.ring_ended(field(event, "DestUniqueid"), "NOANSWER", at)
-
-    def _member_agent(self, event: Event) -> str | None:
-        """A queue member's extension from its Interface (`PJSIP/201`, `Local/201@from-queue/n`)."""
-        interface = field(event, "Interface")
-        return self.agents.agent(f"{interface}-0;2") or self.agents.agent(f"{interface}-0") or None
 
     def _on_hangup_request(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
         chan.hangup_requested = True

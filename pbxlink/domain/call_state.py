@@ -8,6 +8,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,6 +36,10 @@ _QUEUE_STATUS = {
     "JOINUNAVAIL": "not_offered",
     "LEAVEUNAVAIL": "not_offered",
 }
+
+#: what pbxlink puts in an originate's tag (a uuid): hex digits and dashes, 8 to 64 characters;
+#: anything else is not one of ours
+_TAG = re.compile(r"[0-9A-Fa-f][0-9A-Fa-f-]{7,63}")
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,23 @@ class CallState:
     transfer_pending: bool = False
     last_agent: str | None = None  # who talked last: the "from" of a transfer no event announced
     last_at: datetime | None = None
+
+    def placed(self, tag: str) -> None:
+        """pbxlink placed this call with an originate tagged `tag`; the first valid tag wins.
+
+        Such a call is outbound; its callee is whom it dials after its first party answered.
+        When the originate rang a customer first (a customer-first callback: no agent's channel
+        started it), nobody placed it from an extension: no caller.
+        """
+        rec = self.record
+        if rec.origin is not None or _TAG.fullmatch(tag) is None:
+            return
+        rec.origin = tag
+        if rec.direction == "inbound":
+            rec.caller = rec.caller_name = None
+        elif rec.callee == rec.caller:
+            rec.callee = None  # the agent's own extension (or queue) it rings first is not whom it calls
+        rec.direction = "outbound"
 
     # --- answering and talking -------------------------------------------------------------
 

@@ -5,21 +5,26 @@ with its `Event-Date-Timestamp`. A call is the customer's leg and every leg that
 through `Other-Leg-Unique-ID`, `originating_leg_uuid`, a loopback twin, or mod_callcenter's
 member session; its id is that leg's uuid (FreeSWITCH's call UUID). Events of a leg may come
 before its CHANNEL_CREATE: every channel event carries enough to place the leg.
+
+A call pbxlink's `originate` made carries its tag: the `pbxlink_tag` variable on its legs, or the
+`+OK <uuid>` of the BACKGROUND_JOB whose Job-UUID is the tag. The phones one originate rings at
+once (a queue's members) share the tag and are one call; the ones that lose the race end nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 
 from pbxlink.domain.agent_map import AgentMap
 from pbxlink.domain.call_state import CallState, Chan
 from pbxlink.domain.calls import CallEvent, CallRecord, CallStarted
 from pbxlink.domain.headers import Event, field
-from pbxlink.domain.registry import CallRegistry
 from pbxlink.esl.channels import DIAL_STATUS, agent_map, loopback_half
+from pbxlink.esl.control import TAG_VARIABLE
 from pbxlink.esl.queue import on_callcenter
+from pbxlink.esl.resync import Resync
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,8 @@ _ORIGINATOR = ("variable_originating_leg_uuid", "variable_originator")
 _UNKNOWN = {"", "unknown", "0000000000"}
 #: the customer leg's DIALSTATUS when its bridge failed: why the call was missed
 _FAILED_DIALS = {"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"}
+#: pbxlink's originates set this channel variable to their tag (pbxlink.esl.control)
+_TAG = f"variable_{TAG_VARIABLE}"
 
 
 def _known(value: str) -> str | None:
@@ -48,7 +55,7 @@ def _is_external(number: str) -> bool:
     return number.startswith("+") or (digits.isdigit() and len(digits) >= 7)
 
 
-class EslTracker(CallRegistry):
+class EslTracker(Resync):
     def __init__(self, pbx: str, agents: AgentMap | None = None) -> None:
         super().__init__()
         self.pbx = pbx
@@ -85,6 +92,8 @@ class EslTracker(CallRegistry):
         try:
             if name == "SHUTDOWN":
                 return self._end_all(at, seen=True, hangup_by="system")
+            if name == "BACKGROUND_JOB":
+                return self._on_job(event)
             if name == "CUSTOM":
                 if field(event, "Event-Subclass") != "callcenter::info":
                     return []
@@ -94,6 +103,8 @@ class EslTracker(CallRegistry):
             if located is None:
                 return []
             state, chan, started = located
+            if state.record.origin is None and (tag := field(event, _TAG)):
+                state.placed(tag)
             handler = self._handlers.get(name)
             return started + (handler(state, chan, event, at) if handler else [])
         except Exception:
@@ -129,6 +140,8 @@ class EslTracker(CallRegistry):
             return None  # a straggler of a call that has ended
         twin = field(event, "variable_other_loopback_leg_uuid")
         joined = next((self._calls[self._chan_call[r]] for r in refs if r in self._chan_call), None)
+        if joined is None and (joined := self._tagged(field(event, _TAG))) is not None:
+            joined.caller_uids.add(uuid)  # one originate ringing several phones at once: one call
         if joined is not None:
             chan, events = self._join(joined, uuid, event, at)
             if twin in self._waiting:
@@ -180,8 +193,30 @@ class EslTracker(CallRegistry):
         )
         state = CallState(record=record, origin=uuid)
         state.caller_uids.add(uuid)
+        state.placed(field(event, _TAG))
         self._calls[uuid] = state
         return state
+
+    def _on_job(self, event: Event) -> list[CallEvent]:
+        """pbxlink's `bgapi originate` done: `+OK <uuid>` names the leg it made; its call gets the tag.
+
+        The Job-UUID is the tag only when the job is an originate carrying it as `pbxlink_tag`
+        (pbxlink.esl.control); a `-ERR` made no leg, so no record.
+        """
+        job, result = field(event, "Job-UUID"), field(event, "_body").strip()
+        ours = f"{TAG_VARIABLE}={job}" in field(event, "Job-Command-Arg")
+        if field(event, "Job-Command") != "originate" or not ours or not result.startswith("+OK "):
+            return []
+        state = self._calls.get(self._chan_call.get(result[4:].strip(), ""))
+        if state is not None:
+            state.placed(job)
+        return []
+
+    def _tagged(self, tag: str) -> CallState | None:
+        """The open call pbxlink's originate tagged `tag` placed, if any."""
+        if not tag:
+            return None
+        return next((s for s in self._calls.values() if s.record.origin == tag), None)
 
     def _join(self, state: CallState, uuid: str, event: Event, at: datetime) -> tuple[Chan, list[CallEvent]]:
         """Add a leg to a call: a ring when it rings an agent, the callee when an agent dials out."""
@@ -201,10 +236,7 @@ class EslTracker(CallRegistry):
         if uuid in state.caller_uids or chan.helper or not dialled:
             return chan, []
         rec = state.record
-        caller_agent = next(
-            (c.agent for c in state.channels.values() if c.uniqueid in state.caller_uids), None
-        )
-        if caller_agent is not None and rec.answered_at is None:  # an agent's own call reaching someone
+        if _dialler(state) is not None and rec.answered_at is None:  # an agent's own call reaching someone
             rec.direction = "internal" if chan.agent else "outbound"
             rec.callee = chan.agent or _known(field(event, "Caller-Destination-Number")) or rec.callee
             state.offer(at)
@@ -220,9 +252,7 @@ class EslTracker(CallRegistry):
             return []
         legs = (chan, other)
         callee = next((c for c in legs if c.agent and c.uniqueid not in state.caller_uids), None)
-        dialler = next(
-            (c.agent for c in state.channels.values() if c.agent and c.uniqueid in state.caller_uids), None
-        )
+        dialler = _dialler(state)
         rec = state.record
         if callee is not None:
             if rec.direction == "internal" and dialler and dialler not in rec.agents:
@@ -230,6 +260,8 @@ class EslTracker(CallRegistry):
             state.ringing.pop(f"agent:{callee.agent}", None)
             return state.answer(callee.agent, at)
         if rec.direction != "inbound":
+            if rec.answered_at is None and dialler:
+                rec.caller = dialler  # of the phones an originate rang at once, the one that answered
             return state.answer(dialler, at)  # the far party of an agent's call answered
         if any(c.uniqueid in state.caller_uids for c in legs) and not any(c.helper for c in legs):
             return state.answer(None, at)  # forwarded outside, answered there
@@ -239,6 +271,11 @@ class EslTracker(CallRegistry):
         cause = field(event, "Hangup-Cause")
         if chan.agent is not None and chan.agent not in state.talking:
             state.ring_ended(f"agent:{chan.agent}", DIAL_STATUS.get(cause, "CANCEL"), at)
+        elif _first_party_unreached(state, chan, event):  # pbxlink's originate rang a customer in vain
+            state.ring_ended("", DIAL_STATUS.get(cause, "CHANUNAVAIL"), at)
+        if cause == "LOSE_RACE":  # another phone rung at once answered first: this leg ends nothing
+            chan.hangup_requested = True
+            return []
         if cause == "SYSTEM_SHUTDOWN" and state.may_end_call(chan):
             state.hung_up(chan, person=False)
         elif chan.local is not None:
@@ -281,69 +318,23 @@ class EslTracker(CallRegistry):
             state.record.recording = path
         return []
 
-    # --- reconnects -------------------------------------------------------------------------------
-
-    def resync(
-        self, channels: Sequence[Event], at: datetime, pbx_started_at: datetime | None
-    ) -> list[CallEvent]:
-        """After every (re)connect, from the rows of `show channels as json`.
-
-        A call whose legs are all gone ended unseen (closed once); a leg of a known call is
-        kept; a leg of no known call starts an adopted call, grouped by its call UUID.
-        """
-        rows = {field(r, "uuid"): r for r in channels if field(r, "uuid")}
-        alive = {self._call_of(u) for r in rows.values() for u in (field(r, "uuid"), field(r, "call_uuid"))}
-        events = self._close_unseen(alive, at, pbx_started_at)
-        for state in self._calls.values():
-            for uuid in [u for u in state.channels if u not in rows]:
-                gone = state.channels.pop(uuid)
-                self._chan_call.pop(uuid, None)
-                if gone.agent is not None:
-                    state.leave(gone.agent, at)
-        groups: dict[str, list[Event]] = {}
-        for uuid, row in rows.items():
-            if uuid not in self._chan_call:
-                groups.setdefault(field(row, "call_uuid") or uuid, []).append(row)
-        for call_uuid, group in groups.items():
-            events += self._adopt(call_uuid, group, at)
-        return events
-
-    def _call_of(self, uuid: str) -> str:
-        """The open call a leg (or, for a call restored from the database, its own id) belongs to."""
-        return self._chan_call.get(uuid) or (uuid if uuid in self._calls else "")
-
-    def _adopt(self, call_uuid: str, rows: list[Event], at: datetime) -> list[CallEvent]:
-        if call_uuid in self._ended:
-            return []
-        known = self._calls.get(self._call_of(call_uuid))
-        first = next((r for r in rows if field(r, "uuid") == call_uuid), rows[0])
-        events: list[CallEvent] = []
-        if known is None:
-            started = min(float(field(r, "created_epoch") or at.timestamp()) for r in rows)
-            since = min(at, datetime.fromtimestamp(started, UTC))
-            known = self._new_call(field(first, "uuid"), _as_event(first), since)
-            events.append(CallStarted(at=at, call=known.record.copy()))
-        for row in rows:
-            uuid = field(row, "uuid")
-            chan = known.channels.get(uuid) or self._join(known, uuid, _as_event(row), at)[0]
-            if chan.agent and uuid not in known.caller_uids and field(row, "callstate") in ("ACTIVE", "HELD"):
-                events += known.answer(chan.agent, at)
-        return events
-
 
 def _dialler(state: CallState) -> str | None:
-    """The agent who placed the call, when an agent did."""
+    """The agent who placed the call, when an agent did (of phones rung at once, one still up)."""
     return next(
-        (c.agent for c in state.channels.values() if c.agent and c.uniqueid in state.caller_uids), None
+        (
+            c.agent
+            for c in state.channels.values()
+            if c.agent and c.uniqueid in state.caller_uids and not c.hangup_requested
+        ),
+        None,
     )
 
 
-def _as_event(row: Event) -> dict[str, str]:
-    """A `show channels` row in the names of a channel event, enough to place the leg."""
-    return {
-        "Channel-Name": field(row, "name"),
-        "Caller-Caller-ID-Number": field(row, "cid_num"),
-        "Caller-Caller-ID-Name": field(row, "cid_name"),
-        "Caller-Destination-Number": field(row, "dest"),
-        "Channel-Call-UUID": field(row, "call_uuid"),
-    }
+def _first_party_unreached(state: CallState, chan: Chan, event: Event) -> bool:
+    """The leg pbxlink's originate rang first (a customer, no agent) hangs up without having answered."""
+    return (
+        state.record.origin is not None
+        and chan.uniqueid == state.origin
+        and field(event, "Caller-Channel-Answered-Time") in ("", "0")
+    )

@@ -18,7 +18,7 @@ class ExpectedCall:
 
     call_id: str
     direction: str
-    caller: str
+    caller: str | None
     caller_name: str | None
     callee: str | None
     agent: str | None
@@ -32,6 +32,7 @@ class ExpectedCall:
     recording: str | None
     started_at: float
     ended: bool = True
+    origin: str | None = None  # the tag of the pbxlink originate that placed the call
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -115,15 +115,31 @@ async def _command(sim: AmiSimulator, session: Session, req: ActionRequest) -> b
 
 
 async def _originate(sim: AmiSimulator, session: Session, req: ActionRequest) -> bool:
-    """Generates a click-to-call; a non-Async Originate answers once the agent leg is up, as Asterisk does."""
+    """Generates a click-to-call or a callback; a non-Async Originate answers once the first party
+    answered, as Asterisk does. `Variable` headers (each `name=value`, or several split by `,`) are
+    set on the originated channel; `Timeout` (ms) is how long its first party may ring."""
     channel, exten = req.get("Channel"), req.get("Exten")
     if not channel:
         return _error(session, req, "Channel not specified")
     if not exten:
         return _error(session, req, "Exten not specified")
     context = req.get("Context") or "default"
+    variables = [
+        (name.strip(), value)
+        for header in req.get_all("Variable")
+        for item in header.split(",")
+        for name, sep, value in [item.partition("=")]
+        if sep and name.strip()
+    ]
+    timeout = req.get("Timeout")
     answered = sim.originate(
-        channel, exten, context=context, callerid=req.get("CallerID"), action_id=req.action_id
+        channel,
+        exten,
+        context=context,
+        callerid=req.get("CallerID"),
+        action_id=req.action_id,
+        variables=variables,
+        timeout=int(timeout) / 1000 if timeout.isdigit() and int(timeout) > 0 else 30.0,
     )
     if not is_true(req.get("Async")):
         await answered

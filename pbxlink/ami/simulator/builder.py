@@ -24,10 +24,16 @@ class Ids:
 
     channel_seq: int = 0
     uniqueid_seq: int = 0
+    local_seq: int = 0
 
     def channel(self, endpoint: str) -> str:
         self.channel_seq += 1
         return f"PJSIP/{endpoint}-{self.channel_seq - 1:08x}"
+
+    def local(self, endpoint: str, context: str) -> str:
+        """A Local pair's name without its `;1`/`;2`: core_local numbers pairs on their own."""
+        self.local_seq += 1
+        return f"Local/{endpoint}@{context}-{self.local_seq - 1:08x}"
 
     def uniqueid(self, epoch: float) -> str:
         self.uniqueid_seq += 1
@@ -89,13 +95,34 @@ class CallBuilder:
         self, endpoint: str, state: int, cid: tuple[str, str], context: str, exten: str, linkedid: str = ""
     ) -> Channel:
         """A new channel (Newchannel); without `linkedid` it starts a call and links to itself."""
+        return self._new(self.ids.channel(endpoint), state, cid, context, exten, linkedid)
+
+    def _new(
+        self, name: str, state: int, cid: tuple[str, str], context: str, exten: str, linkedid: str
+    ) -> Channel:
         uniqueid = self.ids.uniqueid(self.start + self.t)
-        name = self.ids.channel(endpoint)
         ch = Channel(
             name, uniqueid, linkedid or uniqueid, state, *cid, context, exten, chanvars=self.chanvars
         )
         self.emit("Newchannel", "call", *ch.snapshot())
         return ch
+
+    def local_pair(self, endpoint: str, context: str, cid: tuple[str, str]) -> tuple[Channel, Channel]:
+        """An Originate's `Local/<endpoint>@<context>`: `;1` (Down) starts the call, `;2` (Ring) runs
+        `context` to reach the endpoint; LocalBridge joins them, as in the click_to_call capture."""
+        pair = self.ids.local(endpoint, context)
+        near = self._new(f"{pair};1", 0, ("<unknown>", "<unknown>"), context, endpoint, "")
+        far = self._new(f"{pair};2", 4, ("<unknown>", "<unknown>"), context, endpoint, near.linkedid)
+        for ch in (near, far):
+            ch.cid_num, ch.cid_name = cid
+        self.emit(
+            "LocalBridge",
+            "call",
+            *near.snapshot("LocalOne"),
+            *far.snapshot("LocalTwo"),
+            *[("Context", context), ("Exten", endpoint), ("LocalOptimization", "No")],
+        )
+        return near, far
 
     def var(self, ch: Channel, name: str, value: str) -> None:
         self.emit("VarSet", "dialplan", *ch.snapshot(), ("Variable", name), ("Value", value))

@@ -7,6 +7,10 @@ two DialEnd CANCEL for a ringall loser) and returns what a tracker must derive f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
+from pbxlink.ami.control import TAG_VARIABLE
 from pbxlink.ami.simulator.builder import CallBuilder, Channel
 from pbxlink.ami.simulator.flow import (
     Answer,
@@ -84,45 +88,63 @@ def queue_call(
     trunk = b.channel("trunk", 4, (caller.raw, caller.name or "<unknown>"), "from-trunk", did)
     b.var(trunk, "SIPDOMAIN", "127.0.0.1")
     b.exten(trunk, "NoOp", f"SIP DID {did} - queue {queue}")
-    b.exten(trunk, "Queue", f"{queue},,,,300")
-    for name in ("ANSWEREDTIME", "DIALEDTIME", "QUEUEWAIT"):
-        b.var(trunk, name, "")
-    b.device(f"Queue:{queue}", "RINGING")
-    b.emit("QueueCallerJoin", "agent", *trunk.snapshot(), ("Queue", queue), ("Position", "1"), ("Count", "1"))
-    b.emit("MusicOnHoldStart", "call", *trunk.snapshot(), ("Class", "default"))
-    offered_legs = {agent: _offer(b, trunk, queue, agent) for agent in offered}
-    for agent, leg in offered_legs.items():
-        ringing(b, site, trunk, leg, agent, queued=True)
+    offered_legs = enter_queue(b, site, trunk, queue, offered)
     if answer is None:
         _abandon(b, site, trunk, queue, offered_legs, abandon_after)
         expect = expectation(trunk, caller, did, None, offered, queue, None)
         return expect(b, "missed", "abandoned", "customer", None)
     b.wait(answer.ring)
-    agent, *losers = offered
-    winner = offered_legs[agent]
-    b.newstate(winner, 6)
-    b.dial("DialEnd", trunk, winner, ("DialStatus", "ANSWER"))
-    for loser in losers:  # a ringall loser gets two DialEnd CANCEL
-        b.dial("DialEnd", trunk, offered_legs[loser], ("DialStatus", "CANCEL"))
-    b.connected(trunk, agent, f"Agent {agent}")
-    for loser in losers:
-        b.dial("DialEnd", trunk, offered_legs[loser], ("DialStatus", "CANCEL"))
-    b.emit("MusicOnHoldStop", "call", *trunk.snapshot())
-    b.device(f"Queue:{queue}", "NOT_INUSE")
-    b.emit(
-        "QueueCallerLeave", "agent", *trunk.snapshot(), ("Queue", queue), ("Position", "1"), ("Count", "0")
-    )
-    b.var(trunk, "QUEUEWAIT", str(int(answer.ring)))
-    member = _member(queue, agent)
-    hold = ("HoldTime", str(int(answer.ring)))
-    b.dial("AgentConnect", trunk, winner, *member, hold, ("RingTime", str(int(answer.ring))))
-    b.newstate(trunk, 6)
-    for loser in losers:
-        b.hangup(offered_legs[loser], 26)
-        agent_idle(b, site, loser)
+    agent, winner, member, hold = take_call(b, site, trunk, queue, offered_legs, answer.ring)
     expect = expectation(trunk, caller, did, agent, [agent], queue, None)
     legs = Legs(trunk, winner, agent, ("customer", "agent"))
     return conversation(b, site, legs, answer, expect, ("Queue", f"{queue},,,,300"), *member, hold)
+
+
+def enter_queue(
+    b: CallBuilder, site: Site, caller: Channel, queue: str, offered: list[str]
+) -> dict[str, Channel]:
+    """`caller` runs Queue(): it joins and waits with music while the `offered` agents ring (ringall)."""
+    b.exten(caller, "Queue", f"{queue},,,,300")
+    for name in ("ANSWEREDTIME", "DIALEDTIME", "QUEUEWAIT"):
+        b.var(caller, name, "")
+    b.device(f"Queue:{queue}", "RINGING")
+    position = [("Queue", queue), ("Position", "1"), ("Count", "1")]
+    b.emit("QueueCallerJoin", "agent", *caller.snapshot(), *position)
+    b.emit("MusicOnHoldStart", "call", *caller.snapshot(), ("Class", "default"))
+    offered_legs = {agent: _offer(b, caller, queue, agent) for agent in offered}
+    for agent, leg in offered_legs.items():
+        ringing(b, site, caller, leg, agent, queued=True)
+    return offered_legs
+
+
+def take_call(
+    b: CallBuilder, site: Site, caller: Channel, queue: str, legs: dict[str, Channel], ring: float
+) -> tuple[str, Channel, tuple[tuple[str, str], ...], tuple[str, str]]:
+    """The first of the ringing agents answers (the others get two DialEnd CANCEL and go):
+    its agent, its leg, and the member and HoldTime headers AgentComplete repeats."""
+    agent, *losers = legs
+    winner = legs[agent]
+    b.newstate(winner, 6)
+    b.dial("DialEnd", caller, winner, ("DialStatus", "ANSWER"))
+    for loser in losers:  # a ringall loser gets two DialEnd CANCEL
+        b.dial("DialEnd", caller, legs[loser], ("DialStatus", "CANCEL"))
+    b.connected(caller, agent, f"Agent {agent}")
+    for loser in losers:
+        b.dial("DialEnd", caller, legs[loser], ("DialStatus", "CANCEL"))
+    b.emit("MusicOnHoldStop", "call", *caller.snapshot())
+    b.device(f"Queue:{queue}", "NOT_INUSE")
+    b.emit(
+        "QueueCallerLeave", "agent", *caller.snapshot(), ("Queue", queue), ("Position", "1"), ("Count", "0")
+    )
+    b.var(caller, "QUEUEWAIT", str(int(ring)))
+    member = _member(queue, agent)
+    hold = ("HoldTime", str(int(ring)))
+    b.dial("AgentConnect", caller, winner, *member, hold, ("RingTime", str(int(ring))))
+    b.newstate(caller, 6)
+    for loser in losers:
+        b.hangup(legs[loser], 26)
+        agent_idle(b, site, loser)
+    return agent, winner, member, hold
 
 
 def click_to_call(
@@ -135,9 +157,14 @@ def click_to_call(
     answer: Answer,
     action_id: str,
     ring_remote: float,
+    variables: Sequence[tuple[str, str]] = (),
 ) -> ExpectedCall:
-    """AMI Originate: the agent's phone rings and answers, then the PBX dials `number` out the trunk."""
+    """AMI Originate: the agent's phone rings and answers, then the PBX dials `number` out the trunk.
+
+    The originate's `variables` are set on the agent's channel (a VarSet each)."""
     leg = b.channel(agent, 0, ("<unknown>", "<unknown>"), "internal", "s")
+    for name, value in variables:
+        b.var(leg, name, value)
     leg.cid_name = cid[1]
     b.callerid(leg, cid[0])
     b.connected(leg, *cid)
@@ -169,7 +196,8 @@ def click_to_call(
     caller = Caller(cid[0], cid[1], cid[0])
     expect = expectation(leg, caller, number, agent, [agent], None, None, "outbound")
     legs = Legs(leg, remote, agent, ("agent", "customer"))
-    return conversation(b, site, legs, answer, expect, ("Dial", dial_data))
+    expected = conversation(b, site, legs, answer, expect, ("Dial", dial_data))
+    return replace(expected, origin=dict(variables).get(TAG_VARIABLE))
 
 
 def _mixmonitor(b: CallBuilder, trunk: Channel) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pbxlink.ami.simulator.player import Player
 from pbxlink.ami.simulator.session import Session
 from pbxlink.ami.simulator.synthetic import SyntheticPbx
 from pbxlink.ami.simulator.wire import Headers, WireEvent, parse_classes
+from pbxlink.simulation.callbacks import Customers
 from pbxlink.simulation.server import SimulatorServer
 from pbxlink.simulation.thread import SimulatorThread
 
@@ -62,6 +64,7 @@ class AmiSimulator(SimulatorServer):
         self.auth_fail_delay, self.restart_downtime = auth_fail_delay, restart_downtime
         self.call_speed = call_speed  # pace of Originate and traffic calls (tests speed them up)
         self.channels = ChannelTable()
+        self.customers = Customers()  # what each customer's phone does when a callback rings it
         self.variables: dict[tuple[str, str], str] = {}
         self.silent = False
         self.started = time.time()
@@ -127,9 +130,21 @@ class AmiSimulator(SimulatorServer):
         return await self.player.play_capture(path, speed)
 
     def originate(
-        self, channel: str, exten: str, *, context: str, callerid: str, action_id: str
+        self,
+        channel: str,
+        exten: str,
+        *,
+        context: str,
+        callerid: str,
+        action_id: str,
+        variables: Sequence[tuple[str, str]] = (),
+        timeout: float = 30.0,
     ) -> asyncio.Future[None]:
-        """Start a click-to-call; the future resolves when its OriginateResponse has gone out."""
+        """Start a click-to-call or a callback; the future resolves when its OriginateResponse has gone out.
+
+        One that fails before any channel exists (an unknown endpoint, a customer marked `fail`)
+        only sends OriginateResponse Failure, after the action's own answer as Asterisk does.
+        """
         answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_emit(event: WireEvent) -> None:
@@ -141,9 +156,20 @@ class AmiSimulator(SimulatorServer):
                 answered.set_result(None)
 
         timeline = self.synthetic.originate(
-            channel, exten, time.time(), context=context, callerid=callerid, action_id=action_id
+            channel,
+            exten,
+            time.time(),
+            context=context,
+            callerid=callerid,
+            action_id=action_id,
+            variables=variables,
+            timeout=timeout,
+            customers=self.customers,
         )
-        task = self.spawn(self.player.run_call(timeline, self.call_speed, 0.0, on_emit))
+        if isinstance(timeline, list):  # no channel: only the OriginateResponse Failure
+            task = self.spawn(_soon(lambda: self.broadcast(timeline)))
+        else:
+            task = self.spawn(self.player.run_call(timeline, self.call_speed, 0.0, on_emit))
         task.add_done_callback(settle)  # never leave a non-Async Originate waiting
         return answered
 
@@ -201,3 +227,8 @@ class AmiSimulator(SimulatorServer):
 
     def _new_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Session:
         return Session(self, reader, writer)
+
+
+async def _soon(action: Callable[[], None]) -> None:
+    await asyncio.sleep(0)
+    action()

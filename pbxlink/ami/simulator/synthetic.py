@@ -14,10 +14,12 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 
+from pbxlink.ami.simulator import callbacks
 from pbxlink.ami.simulator.builder import CallBuilder, Ids
 from pbxlink.ami.simulator.flow import Answer, Caller, Site
 from pbxlink.ami.simulator.scenarios import click_to_call, direct_call, queue_call
 from pbxlink.ami.simulator.wire import Headers, encode, format_timestamp
+from pbxlink.simulation.callbacks import Customers, customer_first, free_members, queue_of
 from pbxlink.simulation.timeline import BulkStream, CallTimeline, ExpectedCall, merge
 from pbxlink.simulation.traffic import TrafficMix
 
@@ -113,17 +115,54 @@ class SyntheticPbx:
         return timelines
 
     def originate(
-        self, channel: str, number: str, start: float, *, context: str, callerid: str, action_id: str
-    ) -> CallTimeline:
-        """Click-to-call for AMI Originate: `channel` (PJSIP/201) rings and answers, then `number` rings."""
-        agent = channel.split("/", 1)[-1].split("-", 1)[0] or self.agents[0]
-        match = re.fullmatch(r'\s*"?([^"<]*?)"?\s*<([^>]*)>\s*', callerid)
-        cid = (match.group(2), match.group(1)) if match else (callerid or agent, f"Agent {agent}")
+        self,
+        channel: str,
+        number: str,
+        start: float,
+        *,
+        context: str,
+        callerid: str,
+        action_id: str,
+        variables: Sequence[tuple[str, str]] = (),
+        timeout: float = 30.0,
+        customers: Customers | None = None,
+    ) -> CallTimeline | Headers:
+        """AMI Originate. `PJSIP/201` rings and answers, then `number` rings (click-to-call);
+        `Local/<endpoint>@<context>` plays a callback (agent or customer first, by `context`), the
+        customer doing what `customers` says. One that fails before any channel exists (an unknown
+        endpoint, a customer-first callback to a customer marked `fail`) is only its OriginateResponse."""
+        local = re.fullmatch(r"Local/([^@/;]+)@([^/;]+)(?:/n)?", channel)
         b = self._builder(start)
-        answer = self._answer()
-        remote_ring = self._uniform(self.mix.ring)
-        expected = click_to_call(b, self.site, agent, number, cid, context, answer, action_id, remote_ring)
-        return self._done(b, expected, [agent])
+        answer, ring = self._answer(), self._uniform(self.mix.ring)
+        if local is None:
+            agent = channel.split("/", 1)[-1].split("-", 1)[0] or self.agents[0]
+            cid = _caller_id(callerid, (agent, f"Agent {agent}"))
+            expected = click_to_call(
+                b, self.site, agent, number, cid, context, answer, action_id, ring, variables
+            )
+            return self._done(b, expected, [agent])
+        endpoint, dial_context = local.groups()
+        cid = _caller_id(callerid, ("<unknown>", "<unknown>"))
+        o = callbacks.Originate(
+            endpoint, dial_context, context, number, cid, action_id, tuple(variables), timeout
+        )
+        customers = customers or Customers()
+        failed = [("Event", "OriginateResponse"), ("Privilege", "call,all"), *o.response(None, "0")]
+        if customer_first(context):
+            queue = queue_of(number, self.queues, QUEUE_DIDS)
+            if queue is None or customers[endpoint] == "fail":
+                return failed
+            agents = free_members(self.queues, self.busy_until, queue, start, 2)
+            expected = callbacks.customer_first(
+                b, self.site, o, customers[endpoint], queue, agents, answer, ring
+            )
+            return self._done(b, expected, agents[:1])
+        queue = queue_of(endpoint, self.queues, QUEUE_DIDS)
+        if queue is None and endpoint not in self.agents:
+            return failed
+        agents = free_members(self.queues, self.busy_until, queue, start, 2) if queue else [endpoint]
+        expected = callbacks.agent_first(b, self.site, o, queue, agents, customers[number], answer, ring)
+        return self._done(b, expected, agents[:1])
 
     def _builder(self, start: float) -> CallBuilder:
         chanvars = [(name, str(self.rng.randrange(10**6))) for name in self.chanvars]
@@ -172,6 +211,14 @@ def render_bulk(
         at += pbx.rng.expovariate(calls_per_minute / 60.0)
     parts = [_frame(headers, ts if timestamps else None) for ts, headers in merge(timelines)]
     return BulkStream(b"".join(parts), count, [tl.expected for tl in timelines])
+
+
+def _caller_id(callerid: str, default: tuple[str, str]) -> tuple[str, str]:
+    """(number, name) from an Originate CallerID: `"Name" <number>`, `Name <number>` or a number."""
+    match = re.fullmatch(r'\s*"?([^"<]*?)"?\s*<([^>]*)>\s*', callerid)
+    if match:
+        return match.group(2), match.group(1)
+    return (callerid, default[1]) if callerid else default
 
 
 def _frame(headers: Headers, timestamp: float | None) -> bytes:

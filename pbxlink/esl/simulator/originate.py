@@ -1,9 +1,11 @@
-"""Reading an `originate` command line into the click-to-call the simulator plays.
+"""Reading an `originate` command line into the click-to-call or callback the simulator plays.
 
 `originate {vars}<call url> <exten>|&<app>(<args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>]
-[<timeout>]`: the call url names the agent's phone (`user/201`, `sofia/internal/201@…`,
-`loopback/201/default`), the exten or `&bridge(…)` the number to call, and the variables the
-caller IDs (origination_* shown to the agent, effective_* sent to the customer).
+[<timeout>]`: the call url names the first party (an agent's phone `user/201`,
+`sofia/internal/201@…`, `loopback/201/default`; a queue; for a customer-first callback the
+customer's number), the exten or `&bridge(…)` whom to call next, the context which flow, and
+the variables the caller IDs (origination_* shown to the first party, effective_* sent to the
+customer). Every `{}` variable is set on the channels the originate makes.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ DEFAULT_CID = ("0000000000", "FreeSWITCH")
 
 @dataclass(frozen=True)
 class OriginateRequest:
-    agent: str
+    endpoint: str  # the user part of the call url: an agent, a queue or a customer's number
     number: str | None  # None: an app other than bridge, no second leg
     shown: tuple[str, str]  # (number, name) the agent's phone shows
     sent: tuple[str, str]  # (number, name) the customer sees
+    context: str = "default"  # the dialplan context the exten runs in
+    variables: tuple[tuple[str, str], ...] = ()
+    timeout: float = 60.0  # originate_timeout: how long the first party may ring
 
 
 def parse_originate(text: str) -> OriginateRequest | None:
@@ -57,7 +62,16 @@ def parse_originate(text: str) -> OriginateRequest | None:
         variables.get("effective_caller_id_number") or shown[0],
         variables.get("effective_caller_id_name") or shown[1],
     )
-    return OriginateRequest(_user(endpoint), number, shown, sent)
+    timeout = variables.get("originate_timeout", "")
+    return OriginateRequest(
+        _user(endpoint),
+        number,
+        shown,
+        sent,
+        args[1] if len(args) > 1 else "default",
+        tuple(variables.items()),
+        float(timeout) if timeout.isdigit() and int(timeout) > 0 else 60.0,
+    )
 
 
 def _variables(text: str) -> dict[str, str]:

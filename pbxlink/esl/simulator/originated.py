@@ -6,36 +6,52 @@ BYE, the other leg follows.
 
 from __future__ import annotations
 
+from pbxlink.esl.control import TAG_VARIABLE
 from pbxlink.esl.simulator import scenarios, sofia
 from pbxlink.esl.simulator.channels import LiveChannel
 from pbxlink.esl.simulator.flow import Answer, Site
 from pbxlink.esl.simulator.legs import CallBuilder, Leg
+from pbxlink.simulation.callbacks import MESSAGE_SECONDS, Behaviour
 from pbxlink.simulation.timeline import ExpectedCall
+
+#: Hangup-Cause and sip_hangup_disposition of a customer's phone that does not answer
+_UNREACHED = {"busy": ("USER_BUSY", "recv_refuse"), "no_answer": ("NO_ANSWER", "send_cancel")}
+ABANDON_NEVER = 3600.0  # a customer who asked for the call waits in the queue until an agent answers
 
 
 def click_to_call(
     b: CallBuilder,
     site: Site,
-    agent: str,
+    agents: list[str],
     number: str | None,
     shown: tuple[str, str],
     sent: tuple[str, str],
     answer: Answer,
     remote_ring: float,
+    customer: Behaviour = "answer",
+    variables: tuple[tuple[str, str], ...] = (),
 ) -> tuple[ExpectedCall, Leg]:
-    """originate: the agent's phone rings (showing `shown`) and answers, then `number` is called (showing
-    `sent`) and bridged. Returns the outcome and the agent leg, whose answer completes the originate."""
-    leg = sofia.to_agent(b, site, agent, shown, None)
-    call = scenarios.Outcome(leg.uuid, "outbound", agent, None, number)
-    for name, value in zip(
-        ("origination_caller_id_number", "origination_caller_id_name"), shown, strict=True
-    ):
-        leg.var(name, value)
-    for name, value in zip(("effective_caller_id_number", "effective_caller_id_name"), sent, strict=True):
-        leg.var(name, value)
-    sofia.ring(b, leg, None)
+    """originate (agent first): the agents' phones ring (showing `shown`; a queue's members all at once)
+    and the first answers, the others losing the race; then `number` is called (showing `sent`) and,
+    if the customer answers, bridged. Returns the outcome and the leg whose answer completes the originate.
+    """
+    legs = [sofia.to_agent(b, site, agent, shown, None, variables) for agent in agents]
+    leg, agent = legs[0], agents[0]
+    call = scenarios.Outcome(leg.uuid, "outbound", agent, None, number, origin=_tag(variables))
+    for each in legs:
+        for name, value in zip(
+            ("origination_caller_id_number", "origination_caller_id_name"), shown, strict=True
+        ):
+            each.var(name, value)
+        for name, value in zip(("effective_caller_id_number", "effective_caller_id_name"), sent, strict=True):
+            each.var(name, value)
+        sofia.ring(b, each, None)
     b.wait(answer.ring)
     sofia.answer(b, leg)
+    for loser in legs[1:]:
+        sofia.hangup(b, loser, "LOSE_RACE", "send_cancel")
+        sofia.report(b, loser)
+        sofia.destroy(b, loser)
     if number is None:  # an app other than bridge (park, playback…): the agent ends it
         b.wait(answer.talk or 0.0)
         sofia.hangup(b, leg, "NORMAL_CLEARING", "recv_bye")
@@ -44,26 +60,82 @@ def click_to_call(
         return call.expect(b, agent, None, "agent", answer.talk, b.t - (answer.talk or 0.0)), leg
     target = f"sofia/gateway/trunk/{number}"
     app = ("bridge", target, b.execute(leg, "bridge", target, complete=False))
-    customer = sofia.to_trunk(b, site, number, sent, leg)
-    sofia.ring(b, customer, leg)
+    if customer == "fail":  # the gateway cannot place it: no leg, nobody was offered the call
+        scenarios.refused(b, leg, None, app, "NORMAL_TEMPORARY_FAILURE")
+        call.callee = None
+        return call.expect(b, None, "failed", "system", None), leg
+    call.reached = b.t
+    far = sofia.to_trunk(b, site, number, sent, leg)
+    if customer == "busy":
+        b.wait(0.02)
+        scenarios.refused(b, leg, far, app, "USER_BUSY")
+        return call.expect(b, None, "busy", "customer", None), leg
+    sofia.ring(b, far, leg)
+    if customer == "no_answer":
+        b.wait(scenarios.NO_ANSWER_TIMEOUT)
+        scenarios.refused(b, leg, far, app, "NO_ANSWER")
+        return call.expect(b, None, "no_answer", "system", None), leg
     b.wait(remote_ring)
-    sofia.answer(b, customer)
-    sofia.bridge(b, leg, customer)
-    return scenarios.converse(b, call, scenarios.Talk(leg, customer, app, False), answer, agent), leg
+    sofia.answer(b, far)
+    sofia.bridge(b, leg, far)
+    return scenarios.converse(b, call, scenarios.Talk(leg, far, app, False), answer, agent), leg
+
+
+def customer_first(
+    b: CallBuilder,
+    site: Site,
+    number: str,
+    shown: tuple[str, str],
+    queue: str,
+    agents: list[str],
+    customer: Behaviour,
+    answer: Answer,
+    customer_ring: float,
+    timeout: float,
+    variables: tuple[tuple[str, str], ...],
+) -> tuple[ExpectedCall, Leg]:
+    """originate (customer first): the customer's phone rings (showing `shown`); once answered, the leg
+    plays a message and waits in `queue`, where the last of `agents` answers. Returns the outcome and
+    the customer's leg, whose answer completes the originate."""
+    leg = sofia.to_trunk(b, site, number, shown, None, variables)
+    call = scenarios.Outcome(leg.uuid, "outbound", None, None, number, queue, origin=_tag(variables))
+    sofia.ring(b, leg, None)
+    if customer in ("busy", "no_answer"):
+        b.wait(0.02 if customer == "busy" else timeout)
+        sofia.hangup(b, leg, *_UNREACHED[customer])
+        sofia.report(b, leg)
+        sofia.destroy(b, leg)
+        call.queue = None
+        return call.expect(b, None, customer, "customer" if customer == "busy" else "system", None), leg
+    b.wait(customer_ring)
+    sofia.answer(b, leg)
+    intro = "ivr/pbxlink-callback.wav"
+    playback = b.execute(leg, "playback", intro, complete=False)
+    b.wait(MESSAGE_SECONDS)
+    b.complete(leg, "playback", intro, playback, "FILE PLAYED")
+    expected = scenarios.in_queue(b, site, call, leg, (number, ""), agents, answer, ABANDON_NEVER)
+    return expected, leg
 
 
 def refused_originate(
-    b: CallBuilder, site: Site, agent: str, shown: tuple[str, str]
+    b: CallBuilder,
+    site: Site,
+    agent: str,
+    shown: tuple[str, str],
+    variables: tuple[tuple[str, str], ...] = (),
 ) -> tuple[ExpectedCall, Leg]:
     """originate to an agent already on a call: the phone answers 486, the originate fails USER_BUSY."""
-    leg = sofia.to_agent(b, site, agent, shown, None)
+    leg = sofia.to_agent(b, site, agent, shown, None, variables)
     b.wait(0.02)
     sofia.hangup(b, leg, "USER_BUSY", "recv_refuse")
     sofia.report(b, leg)
     sofia.destroy(b, leg)
-    return scenarios.Outcome(leg.uuid, "outbound", agent, None, None).expect(
-        b, None, "busy", "system", None
-    ), leg
+    outcome = scenarios.Outcome(leg.uuid, "outbound", agent, None, None, origin=_tag(variables))
+    return outcome.expect(b, None, "busy", "system", None), leg
+
+
+def _tag(variables: tuple[tuple[str, str], ...]) -> str | None:
+    return dict(variables).get(TAG_VARIABLE)
 
 
 def transferred(

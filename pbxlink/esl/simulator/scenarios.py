@@ -18,7 +18,12 @@ from pbxlink.simulation.timeline import ExpectedCall
 
 NO_ANSWER_TIMEOUT = 20.0  # call_timeout=20, as the sip capture's dialplan sets it
 LEG_TIMEOUT = 15.0  # the queue's agent contact: [leg_timeout=15]
-_DIAL_STATUS = {"USER_BUSY": "BUSY", "NO_ANSWER": "NOANSWER", "NORMAL_CLEARING": "SUCCESS"}
+_DIAL_STATUS = {
+    "USER_BUSY": "BUSY",
+    "NO_ANSWER": "NOANSWER",
+    "NORMAL_CLEARING": "SUCCESS",
+    "NORMAL_TEMPORARY_FAILURE": "CHANUNAVAIL",
+}
 
 
 @dataclass
@@ -27,12 +32,13 @@ class Outcome:
 
     call_id: str
     direction: str
-    caller: str
+    caller: str | None
     caller_name: str | None
     callee: str | None
     queue: str | None = None
     recording: str | None = None
     reached: float = 0.0  # when the call reached an agent or a queue (seconds since it started)
+    origin: str | None = None  # the tag of the pbxlink originate that placed it
 
     def expect(
         self,
@@ -63,6 +69,7 @@ class Outcome:
             recording=self.recording,
             started_at=b.start,
             ended=ended,
+            origin=self.origin,
         )
 
 
@@ -96,7 +103,7 @@ def direct_call(
     leg = sofia.to_agent(b, site, agent, (caller.number, caller.name), customer)
     if outcome == "busy":
         b.wait(0.02)
-        _refused(b, customer, leg, app, "USER_BUSY")
+        refused(b, customer, leg, app, "USER_BUSY")
         return call.expect(b, None, "busy", "system", None)
     sofia.ring(b, leg, customer)
     if isinstance(outcome, Answer):
@@ -109,7 +116,7 @@ def direct_call(
         sofia.bridge(b, customer, leg)
         return converse(b, call, Talk(customer, leg, app, True), outcome, agent)
     b.wait(NO_ANSWER_TIMEOUT)
-    _refused(b, customer, leg, app, "NO_ANSWER")
+    refused(b, customer, leg, app, "NO_ANSWER")
     return call.expect(b, None, "no_answer", "system", None)
 
 
@@ -126,12 +133,27 @@ def queue_call(
     """mod_callcenter: `offered` agents are called one at a time (the last answers, unless `answer` is
     None); a caller nobody answered gives up `abandon_after` seconds after joining."""
     customer = sofia.inbound(b, site, caller, did)
-    name = f"{queue}@{site.domain}"
     call = Outcome(customer.uuid, "inbound", caller.number, caller.name, did, queue)
     b.execute(customer, "set", "hangup_after_bridge=true")
+    return in_queue(b, site, call, customer, (caller.number, caller.name), offered, answer, abandon_after)
+
+
+def in_queue(
+    b: CallBuilder,
+    site: Site,
+    call: Outcome,
+    customer: Leg,
+    cid: tuple[str, str],
+    offered: list[str],
+    answer: Answer | None,
+    abandon_after: float,
+) -> ExpectedCall:
+    """`customer` runs callcenter for `call.queue`; the agents' phones show `cid`."""
+    name = f"{call.queue}@{site.domain}"
     call.reached = b.t
     app = ("callcenter", name, b.execute(customer, "callcenter", name, complete=False))
-    sofia.answer(b, customer)  # the queue answers the caller itself: billsec is not talk time
+    if customer.answer_state != "answered":
+        sofia.answer(b, customer)  # the queue answers the caller itself: billsec is not talk time
     member = cc.Member(name, b.ids.uuid(), customer, int(b.now))
     customer.var("cc_queue", name)
     customer.var("cc_member_uuid", member.uuid)
@@ -151,7 +173,7 @@ def queue_call(
             ("cc_agent", cc_agent),
             ("cc_side", "agent"),
         )
-        leg = sofia.to_agent(b, site, agent, (caller.number, caller.name), None, cc_vars)
+        leg = sofia.to_agent(b, site, agent, cid, None, cc_vars)
         sofia.ring(b, leg, None)
         if answer is not None and n == len(offered) - 1:
             b.wait(answer.ring)
@@ -220,16 +242,20 @@ def converse(
     return call.expect(b, agent, None, "agent" if first is agent_leg else "customer", spoken, answered_at)
 
 
-def _refused(b: CallBuilder, customer: Leg, leg: Leg, app: tuple[str, str, str], cause: str) -> None:
-    """The agent's phone refused (486) or never answered: the bridge fails, the caller is ended."""
-    sofia.hangup(b, leg, cause, "recv_refuse" if cause == "USER_BUSY" else "send_cancel")
-    sofia.report(b, leg)
-    _dial_result(customer, cause)
-    b.complete(customer, *app)
-    # a busy bridge ends the call with its cause; after NO_ANSWER the dialplan runs out (NORMAL_CLEARING)
-    sofia.hangup(b, customer, cause if cause == "USER_BUSY" else "NORMAL_CLEARING", "send_refuse")
-    sofia.report(b, customer)
-    _destroy(b, customer, leg)
+def refused(
+    b: CallBuilder, bridging: Leg, dialled: Leg | None, app: tuple[str, str, str], cause: str
+) -> None:
+    """The phone `bridging` bridges to refused (486), never answered, or could not be reached at all
+    (no `dialled` leg): the bridge fails, and `bridging` is ended."""
+    if dialled is not None:
+        sofia.hangup(b, dialled, cause, "recv_refuse" if cause == "USER_BUSY" else "send_cancel")
+        sofia.report(b, dialled)
+    _dial_result(bridging, cause)
+    b.complete(bridging, *app)
+    # a busy bridge ends the call with its cause; otherwise the dialplan runs out (NORMAL_CLEARING)
+    sofia.hangup(b, bridging, cause if cause == "USER_BUSY" else "NORMAL_CLEARING", "send_refuse")
+    sofia.report(b, bridging)
+    _destroy(b, bridging, *([dialled] if dialled else []))
 
 
 def _abandon(b: CallBuilder, member: cc.Member, customer: Leg) -> None:

@@ -26,6 +26,7 @@ from pbxlink.esl.simulator.session import Session
 from pbxlink.esl.simulator.stamp import Switch, base_headers, restamp
 from pbxlink.esl.simulator.switchboard import Switchboard
 from pbxlink.esl.simulator.synthetic import SyntheticPbx
+from pbxlink.simulation.callbacks import Customers
 from pbxlink.simulation.server import SimulatorServer
 from pbxlink.simulation.thread import SimulatorThread
 from pbxlink.simulation.timeline import CallTimeline
@@ -65,6 +66,7 @@ class EslSimulator(Switchboard, SimulatorServer):
         self.silent = False
         self.auto_replay: asyncio.Task[int] | None = None
         self.channels = ChannelTable()
+        self.customers = Customers()  # what each customer's phone does when a callback rings it
         self.globals: dict[str, str] = {}
         self._sessions: set[Session] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -142,15 +144,28 @@ class EslSimulator(Switchboard, SimulatorServer):
         self.spawn(self.player.run_call(timeline, self.call_speed))
 
     async def originate(self, argument: str) -> str:
-        """`originate`: a click-to-call; the result once the agent's phone answers (or refuses)."""
+        """`originate`: a click-to-call or a callback; the result once its first party answers (or not).
+
+        `-ERR <cause>` at once when no channel can be made (an unknown agent or queue, a customer
+        marked `fail` in `customers`).
+        """
         request = parse_originate(argument)
         if request is None:
             return USAGE
-        if request.agent not in self.synthetic.agents:
-            return "-ERR USER_NOT_REGISTERED\n"
-        timeline, agent_leg = self.synthetic.originate(
-            request.agent, request.number, time.time(), request.shown, request.sent
+        placed = self.synthetic.originate(
+            request.endpoint,
+            request.number,
+            time.time(),
+            request.shown,
+            request.sent,
+            context=request.context,
+            variables=request.variables,
+            timeout=request.timeout,
+            customers=self.customers,
         )
+        if isinstance(placed, str):
+            return placed
+        timeline, agent_leg = placed
         result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         def watch(event: EslEvent) -> None:

@@ -121,17 +121,26 @@ def to_agent(
 ) -> Leg:
     """The call to the agent's phone on its registered contact (from a bridge, a queue or originate).
 
-    `variables` are set before the leg is created: mod_callcenter's `cc_*` on a queue's agent leg.
+    `variables` are set before the leg is created: mod_callcenter's `cc_*` on a queue's agent leg,
+    an originate's `{…}` ones on the phone it rings.
     """
     ip, port = site.agent_contact(agent)
     name = f"sofia/{site.agent_profile}/{agent}@{ip}:{port}"
     return _outbound(b, site, name, agent, f"{ip}:{port}", cid, originator, variables)
 
 
-def to_trunk(b: CallBuilder, site: Site, number: str, cid: tuple[str, str], originator: Leg) -> Leg:
-    """The call out through the carrier trunk (click-to-call's second leg)."""
+def to_trunk(
+    b: CallBuilder,
+    site: Site,
+    number: str,
+    cid: tuple[str, str],
+    originator: Leg | None,
+    variables: tuple[tuple[str, str], ...] = (),
+) -> Leg:
+    """The call out through the carrier trunk: click-to-call's second leg, or (no `originator`) the
+    customer-first callback's first, `variables` being its originate's."""
     name = f"sofia/{site.trunk_profile}/{number}"
-    return _outbound(b, site, name, number, site.trunk_ip, cid, originator)
+    return _outbound(b, site, name, number, site.trunk_ip, cid, originator, variables)
 
 
 def _outbound(

@@ -19,6 +19,7 @@ from pbxlink.esl.simulator import originated, scenarios
 from pbxlink.esl.simulator.flow import Answer, Caller, Site
 from pbxlink.esl.simulator.legs import CallBuilder, Ids
 from pbxlink.esl.simulator.stamp import Switch, restamp
+from pbxlink.simulation.callbacks import Customers, customer_first, free_members, queue_of
 from pbxlink.simulation.timeline import BulkStream, CallTimeline, ExpectedCall, merge
 from pbxlink.simulation.traffic import TrafficMix
 
@@ -109,21 +110,57 @@ class SyntheticPbx:
         return timelines
 
     def originate(
-        self, agent: str, number: str | None, start: float, shown: tuple[str, str], sent: tuple[str, str]
-    ) -> tuple[CallTimeline, str]:
-        """Click-to-call for `originate`: the agent's phone rings and answers, then `number` is called.
-
-        Returns the call and the agent leg's uuid (whose answer, or refusal, completes the originate).
+        self,
+        endpoint: str,
+        number: str | None,
+        start: float,
+        shown: tuple[str, str],
+        sent: tuple[str, str],
+        *,
+        context: str = "default",
+        variables: tuple[tuple[str, str], ...] = (),
+        timeout: float = 60.0,
+        customers: Customers | None = None,
+    ) -> tuple[CallTimeline, str] | str:
+        """`originate`: agent first (the agent's phone, or a queue's members at once, rings and answers,
+        then `number` is called), or customer first when `context` says so; the customer does what
+        `customers` says. Returns the call and the leg whose answer (or refusal) completes the
+        originate, or FreeSWITCH's `-ERR <cause>` when no channel could be made.
         """
+        customers = customers or Customers()
         b = CallBuilder(self.switch, self.ids, start)
-        if self.busy_until.get(agent, 0.0) > start:
-            expected, leg = originated.refused_originate(b, self.site, agent, shown)
+        if customer_first(context):
+            queue = queue_of(number or "", self.queues, QUEUE_DIDS)
+            if queue is None or customers[endpoint] == "fail":
+                return "-ERR NORMAL_TEMPORARY_FAILURE\n" if queue else "-ERR NO_ROUTE_DESTINATION\n"
+            agents = free_members(self.queues, self.busy_until, queue, start, 1)
+            answer, ring = self.answer(), self._uniform(self.mix.ring)
+            expected, leg = originated.customer_first(
+                b,
+                self.site,
+                endpoint,
+                shown,
+                queue,
+                agents,
+                customers[endpoint],
+                answer,
+                ring,
+                timeout,
+                variables,
+            )
+            return self._done(b, expected, agents), leg.uuid
+        queue = queue_of(endpoint, self.queues, QUEUE_DIDS)
+        if queue is None and endpoint not in self.agents:
+            return "-ERR USER_NOT_REGISTERED\n"
+        if queue is None and self.busy_until.get(endpoint, 0.0) > start:
+            expected, leg = originated.refused_originate(b, self.site, endpoint, shown, variables)
             return self._done(b, expected, []), leg.uuid
+        agents = free_members(self.queues, self.busy_until, queue, start, 2) if queue else [endpoint]
         answer, remote_ring = self.answer(), self._uniform(self.mix.ring)
         expected, leg = originated.click_to_call(
-            b, self.site, agent, number, shown, sent, answer, remote_ring
+            b, self.site, agents, number, shown, sent, answer, remote_ring, customers[number or ""], variables
         )
-        return self._done(b, expected, [agent]), leg.uuid
+        return self._done(b, expected, agents[:1]), leg.uuid
 
     def _done(self, b: CallBuilder, expected: ExpectedCall, agents: Iterable[str]) -> CallTimeline:
         until = b.start + b.t if expected.ended else FOREVER
