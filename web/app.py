@@ -15,7 +15,7 @@ from pbxlink.domain.ports import Bus
 from pbxlink.storage.models import db_proxy
 from pbxlink.storage.settings import web_secret_key
 
-from . import api, auth, callback_requests, callbacks, calls, crm, outbox, pops, recordings
+from . import api, auth, callback_policies, callback_requests, callbacks, calls, crm, outbox, pops, recordings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     app.register_blueprint(outbox.api_bp)
     app.register_blueprint(recordings.bp)
     app.register_blueprint(callback_requests.bp)
+    app.register_blueprint(callback_policies.bp)  # before callbacks.bp: /callbacks/policies is not an id
     app.register_blueprint(callbacks.bp)
     app.register_blueprint(callbacks.api_bp)
     csrf.exempt(api.bp)  # JSON for bearer tokens: not ambient credentials
