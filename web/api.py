@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, g, jsonify, request, url_for
 from flask_login import current_user
 
+from pbxlink.storage import callbacks
 from pbxlink.storage.calls import CallFilter, get_call, search_calls
 from pbxlink.storage.users import user_for_token
 
@@ -74,7 +75,8 @@ def show_call(call_id: int) -> Response:
     viewer: PanelUser = g.viewer
     if call is None or not viewer.can_see(call):  # another agent's call is as absent as a missing one
         abort(404, f"no call with id {call_id}")
-    return jsonify(call)
+    # the callback its miss scheduled, or the callback it was an attempt of
+    return jsonify({**call, "callbacks": callbacks.linked_to(call["pbx"], call["call_id"], call["origin"])})
 
 
 def _page(calls: list[dict[str, Any]], total: int, page: int, per_page: int) -> Response:

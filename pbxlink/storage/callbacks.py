@@ -111,6 +111,19 @@ def by_tag(tag: str) -> Callback | None:
     return cast(Callback | None, query.first())
 
 
+def linked_to(pbx: str, call_id: str, origin: str | None) -> list[dict[str, Any]]:
+    """The callbacks a call belongs to, for the call log: the one its miss scheduled, the one it placed."""
+    links = [
+        {"callback": cb.id, "status": cb.status, "as": "missed call"}
+        for cb in Callback.select().where(Callback.missed_call == f"{pbx}:{call_id}")
+    ]
+    if origin is not None and (cb := by_tag(origin)) is not None:
+        links.append(
+            {"callback": cb.id, "status": cb.status, "as": "callback attempt", "missed_call": cb.missed_call}
+        )
+    return links
+
+
 def attempt_of(tag: str) -> CallbackAttempt | None:
     return CallbackAttempt.get_or_none(CallbackAttempt.tag == tag)
 

@@ -51,14 +51,14 @@ class Capture:
 CAPTURES = {
     "asterisk": Capture(
         "asterisk",
-        lambda: AmiSimulator(secret=SECRET),
+        lambda: AmiSimulator(secret=SECRET, call_speed=10),
         AmiAdapter,
         AMI_FIXTURES / "inbound_missed_noanswer.ami",
         "+15552220101",
     ),
     "freeswitch": Capture(
         "freeswitch",
-        lambda: EslSimulator(password=SECRET),
+        lambda: EslSimulator(password=SECRET, call_speed=10),
         EslAdapter,
         ESL_FIXTURES / "101_inbound_missed.esl",
         "+15551234567",
@@ -152,6 +152,16 @@ def test_a_missed_call_is_called_back_once_at_the_right_moment(site: Site, captu
     wait_for(lambda: store.get(cb.id).status == "done", timeout=60)  # type: ignore[union-attr]
     (attempt,) = store.attempts_of(cb.id)
     assert (attempt.tag, attempt.outcome) == (handle.tag, "answered")
+    # the call log links both ways: the missed call to its callback, the callback's call to the miss
+    (missed,) = [
+        c for c in search_calls(CallFilter(), limit=20)[0] if c["disposition"] == "missed" and not c["origin"]
+    ]
+    assert store.linked_to(missed["pbx"], missed["call_id"], None) == [
+        {"callback": cb.id, "status": "done", "as": "missed call"}
+    ]
+    (placed,) = [c for c in search_calls(CallFilter(), limit=20)[0] if c["origin"] == handle.tag]
+    (link,) = store.linked_to(placed["pbx"], placed["call_id"], handle.tag)
+    assert (link["callback"], link["missed_call"]) == (cb.id, f"{missed['pbx']}:{missed['call_id']}")
     assert service.run_due(due + timedelta(hours=1)) == 0
     assert len(control.placed) == 1
 

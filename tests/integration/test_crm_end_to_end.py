@@ -22,6 +22,7 @@ import requests
 from pbxlink.ami.simulator import AmiSimulator, SimulatorThread
 from pbxlink.ami.simulator.synthetic import SyntheticPbx
 from pbxlink.simulation.traffic import TrafficMix
+from pbxlink.storage import callbacks
 from pbxlink.storage.calls import CallFilter, search_calls
 from pbxlink.storage.database import connect
 from tests.crm.fake import Reply
@@ -113,6 +114,8 @@ def site(
         f'username = "pbxlink"\nsecret = "{SECRET}"\nping_interval = 2\n'
         f'[[crm]]\nname = "hubspot"\ntype = "hubspot"\nportal_id = "{PORTAL_ID}"\n'
         f'api_url = "{hubspot.url}"\ntimeout = 1\n'
+        '[[callback_policy]]\nname = "website"\nmatch = { source = "web" }\n'
+        'order = "customer_first"\nqueue = "600"\n'
     )
     # the token only in the environment, as the docs advise
     service = Pbxlink(config, web, agi, {"PBXLINK_CRM_HUBSPOT_TOKEN": TOKEN})
@@ -175,5 +178,21 @@ def test_every_call_is_logged_once_through_a_crm_outage_and_a_restart(
         wait_for(lambda: len(logged()) >= len(calls), 60, "every call to be logged")
         time.sleep(2)  # anything more would be a duplicate
         assert sorted(logged()) == sorted(calls)  # each call once, and only the calls that ended
+    finally:
+        database.close()
+
+
+def test_the_website_form_reaches_the_running_callbacks(site: Pbxlink, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{site.web}/api/v1/callback-requests"
+    first = requests.post(url, json={"number": "+1 415 555 2671", "name": "Ada"}, timeout=5)
+    again = requests.post(url, json={"number": "(415) 555-2671"}, timeout=5)
+    bad = requests.post(url, json={"number": "+14155552671\r\nAction: Originate"}, timeout=5)
+    assert (first.status_code, first.json()["status"]) == (201, "scheduled")
+    assert (again.status_code, again.json()) == (200, {"status": "already scheduled"})
+    assert bad.status_code == 400 and "number" in bad.json()["error"]
+    database = connect(f"sqlite:///{tmp_path}/pbxlink.db")
+    try:
+        (cb,), total = callbacks.page(None, 10)
+        assert (total, cb.number, cb.name, cb.source) == (1, "+14155552671", "Ada", "web")
     finally:
         database.close()
