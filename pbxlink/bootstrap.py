@@ -229,6 +229,16 @@ def _check_crm_side(cfg: Config) -> list[CheckResult]:
     return results
 
 
+#: The demo calls back every missed call, at any hour, through the simulator: a newcomer sees
+#: the Callbacks page fill and empty without configuring anything.
+_DEMO_CALLBACKS = (
+    '[[callback_policy]]\nname = "missed-calls"\norder = "customer_first"\nqueue = "support"\n'
+    "delay = 20\nretry_after = 60\n"
+    "hours = { "
+    + ", ".join(f'{day} = "00:00-24:00"' for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    + " }\n"
+)
+
 _PBX_NAMES = {"asterisk": "Asterisk", "freeswitch": "FreeSWITCH"}
 
 
@@ -264,7 +274,7 @@ def demo(args: argparse.Namespace) -> None:
         f'[database]\nurl = "sqlite:///{folder}/pbxlink.db"\n'
         f'[web]\nlisten = "{args.listen}"\n'
         f'[[pbx]]\nname = "demo"\ntype = "{args.pbx}"\nhost = "{host}"\nport = {port}\n'
-        f'username = "pbxlink"\nsecret = "{sim_secret}"\nping_interval = 5\n'
+        f'username = "pbxlink"\nsecret = "{sim_secret}"\nping_interval = 5\n' + _DEMO_CALLBACKS
     )
     cfg = load_config(config)
     open_database(cfg)
