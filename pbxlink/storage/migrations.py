@@ -218,12 +218,62 @@ def _callbacks(db: pw.Database) -> None:
     )
 
 
+def _recordings(db: pw.Database) -> None:
+    """The recordings index and the audit log (frozen copies of Recording and AuditEntry)."""
+
+    class Recording(pw.Model):
+        path = pw.CharField(max_length=1024, unique=True)
+        folder = pw.CharField(max_length=1024)
+        pbx = pw.CharField(max_length=64, null=True)
+        call_id = pw.CharField(max_length=128, null=True, index=True)
+        started_at = pw.DateTimeField(index=True)
+        direction = pw.CharField(max_length=16, null=True)
+        caller_e164 = pw.CharField(max_length=20, null=True, index=True)
+        caller_tail = pw.CharField(max_length=16, null=True, index=True)
+        callee_e164 = pw.CharField(max_length=20, null=True, index=True)
+        callee_tail = pw.CharField(max_length=16, null=True, index=True)
+        agent = pw.CharField(max_length=64, null=True, index=True)
+        queue = pw.CharField(max_length=128, null=True, index=True)
+        disposition = pw.CharField(max_length=16, null=True)
+        talk_seconds = pw.FloatField(null=True)
+        size = pw.BigIntegerField(default=0)
+        duration = pw.FloatField(null=True)
+        format = pw.CharField(max_length=16, null=True)
+        sha256 = pw.CharField(max_length=64, null=True)
+        mtime = pw.FloatField(null=True)
+        status = pw.CharField(max_length=16, default="present", index=True)
+        legal_hold = pw.BooleanField(default=False)
+        source = pw.CharField(max_length=16, default="scan")
+        indexed_at = pw.DateTimeField()
+        checked_at = pw.DateTimeField(null=True)
+        deleted_at = pw.DateTimeField(null=True)
+        deleted_by = pw.CharField(max_length=128, null=True)
+
+        class Meta:
+            database = db
+            table_name = "recording"
+
+    class AuditEntry(pw.Model):
+        at = pw.DateTimeField(index=True)
+        user = pw.CharField(max_length=64)
+        action = pw.CharField(max_length=32, index=True)
+        target = pw.CharField(max_length=128)
+        detail = pw.TextField(null=True)
+
+        class Meta:
+            database = db
+            table_name = "audit_entry"
+
+    db.create_tables([Recording, AuditEntry], safe=False)
+
+
 #: (version, what it does, how); versions only ever grow, and a released one is never edited.
 MIGRATIONS: tuple[tuple[int, str, Callable[[pw.Database], None]], ...] = (
     (1, "initial schema: call, user, api_token, setting", _initial_schema),
     (2, "normalized caller and callee numbers", _normalized_numbers),
     (3, "outbox for CRM call logs and webhooks", _outbox),
     (4, "call origin, callbacks", _callbacks),
+    (5, "recordings index, audit log", _recordings),
 )
 
 

@@ -175,6 +175,54 @@ class CallbackAttempt(BaseModel):
     by = pw.CharField(max_length=64, null=True)  # "scheduler", or the user who pressed "call now"
 
 
+class Recording(BaseModel):
+    """One recording file, indexed: found from the call tracker or by scanning the recording folders.
+
+    A file is only ever served by this row's id, and only if its real path lies inside a
+    configured folder. `status`: present | changed (size or hash differ from the index) |
+    missing | deleted (by retention: the metadata stays). `legal_hold` wins over every policy.
+    """
+
+    id = pw.AutoField()
+    path = pw.CharField(max_length=1024, unique=True)  # the real path, inside a recording folder
+    folder = pw.CharField(max_length=1024)  # the configured folder it was found in
+    pbx = pw.CharField(max_length=64, null=True)
+    call_id = pw.CharField(max_length=128, null=True, index=True)  # the call, when known
+    started_at = UTCDateTimeField(index=True)  # the call's start, else the file's time
+    direction = pw.CharField(max_length=16, null=True)
+    caller_e164 = pw.CharField(max_length=20, null=True, index=True)
+    caller_tail = pw.CharField(max_length=16, null=True, index=True)
+    callee_e164 = pw.CharField(max_length=20, null=True, index=True)
+    callee_tail = pw.CharField(max_length=16, null=True, index=True)
+    agent = pw.CharField(max_length=64, null=True, index=True)
+    queue = pw.CharField(max_length=128, null=True, index=True)
+    disposition = pw.CharField(max_length=16, null=True)
+    talk_seconds = pw.FloatField(null=True)
+    size = pw.BigIntegerField(default=0)
+    duration = pw.FloatField(null=True)  # seconds, read from the file
+    format = pw.CharField(max_length=16, null=True)  # wav, mp3, ogg, opus …
+    sha256 = pw.CharField(max_length=64, null=True)
+    mtime = pw.FloatField(null=True)  # the file's mtime when indexed: a change is noticed
+    status = pw.CharField(max_length=16, default="present", index=True)
+    legal_hold = pw.BooleanField(default=False)
+    source = pw.CharField(max_length=16, default="scan")  # tracker | scan
+    indexed_at = UTCDateTimeField(default=utcnow)
+    checked_at = UTCDateTimeField(null=True)
+    deleted_at = UTCDateTimeField(null=True)
+    deleted_by = pw.CharField(max_length=128, null=True)  # the retention policy or the user
+
+
+class AuditEntry(BaseModel):
+    """Who did what, when: every listen and download of a recording, and other sensitive actions."""
+
+    id = pw.AutoField()
+    at = UTCDateTimeField(default=utcnow, index=True)
+    user = pw.CharField(max_length=64)  # username, or "link" for a signed CRM link, or "system"
+    action = pw.CharField(max_length=32, index=True)  # listen | download | delete | hold | release …
+    target = pw.CharField(max_length=128)  # e.g. "recording:42"
+    detail = pw.TextField(null=True)  # JSON: range, address, before/after (secrets masked)
+
+
 #: Indexes with a WHERE clause, which peewee's Meta cannot describe: table -> ((columns), unique).
 PARTIAL_INDEXES: dict[str, set[tuple[tuple[str, ...], bool]]] = {
     "callback": {(("policy", "number_key"), True)}
@@ -188,4 +236,6 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     OutboxItem,
     Callback,
     CallbackAttempt,
+    Recording,
+    AuditEntry,
 )
