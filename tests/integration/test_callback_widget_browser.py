@@ -18,19 +18,9 @@ import pytest
 from flask import request
 
 from pbxlink.config import CallbacksConfig
+from tests.integration.browser import launch, pytestmark, sync_api  # noqa: F401  (the marks)
 from tests.integration.test_callback_requests import URL, Site, serving
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is absent (make test installs it: apt-get install chromium)",
-    ),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 SHOP_PAGE = """<!doctype html>
@@ -94,14 +84,7 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
+    yield from launch()
 
 
 def visit(browser: Any, url: str) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,20 +15,10 @@ from pbxlink.web.server import make_server, urls_of
 
 from pbxlink.storage import callbacks as store
 from pbxlink.storage.users import create_user
+from tests.integration.browser import pytestmark, sync_api  # noqa: F401  (the marks)
 from tests.unit import test_web_api
 from tests.unit.test_web_api import PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is absent (make test installs it: apt-get install chromium)",
-    ),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 config = test_web_api.config  # the fixture: a migrated SQLite database and its Config
@@ -62,18 +51,6 @@ def served(config: Any) -> Iterator[tuple[str, dict[str, int]]]:
     server.task_dispatcher.shutdown(timeout=3)
     server.close()
     thread.join(timeout=3)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 def logged_in(browser: Any, base: str, path: str, username: str, **context: Any) -> Any:

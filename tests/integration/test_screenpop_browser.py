@@ -150,18 +150,6 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     crm.__exit__()
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-
-
 def agent_page(browser: Any, base: str, username: str) -> Any:
     """A logged-in agent on the pop page, in a browser context (cookies) of its own."""
     page = browser.new_context().new_page()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -20,18 +19,7 @@ from pbxlink.storage.calls import save_call
 from pbxlink.storage.database import connect, connection
 from pbxlink.storage.migrations import migrate
 from pbxlink.storage.users import create_user
-
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is absent (make test installs it: apt-get install chromium)",
-    ),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api")
+from tests.integration.browser import pytestmark, sync_api  # noqa: F401  (the marks)
 
 
 class StreamWatch:
@@ -107,20 +95,13 @@ def served(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def page(served):
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page()
-        page.set_default_timeout(5000)
-        page.problems = []
-        page.on("pageerror", lambda exc: page.problems.append(str(exc)))
-        page.on("console", lambda msg: msg.type == "error" and page.problems.append(msg.text))
-        yield page
-        browser.close()
+def page(served, browser):
+    page = browser.new_page()
+    page.set_default_timeout(5000)
+    page.problems = []
+    page.on("pageerror", lambda exc: page.problems.append(str(exc)))
+    page.on("console", lambda msg: msg.type == "error" and page.problems.append(msg.text))
+    return page
 
 
 def started(call_id: str, at: datetime, caller: str, name: str | None = None) -> CallRecord:
