@@ -14,21 +14,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
-from pbxlink.config import redact_url
 from pbxlink.domain.ports import Cache
+from pbxlink.redis_link import RETRY_INTERVAL as REDIS_RETRY_INTERVAL
+from pbxlink.redis_link import TIMEOUT as REDIS_TIMEOUT
+from pbxlink.redis_link import RedisLink
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 #: Seconds Redis may take to accept a connection or answer one command; longer counts as down.
-REDIS_TIMEOUT = 0.2
 #: Seconds between attempts to reach a Redis that was found down (calls meanwhile skip it at once).
-REDIS_RETRY_INTERVAL = 2.0
 CLEAR_BATCH = 500
 
 
@@ -93,20 +89,27 @@ class RedisCache:
         retry_interval: float = REDIS_RETRY_INTERVAL,
     ) -> None:
         self.prefix = prefix
-        self.where = redact_url(url)
-        self.retry_interval = retry_interval
-        # No retries: redis-py's default retries for seconds. The pool already replaces a connection
-        # that went stale when Redis restarted, before using it.
-        self._redis = redis.Redis.from_url(
+        # The pool replaces a connection that went stale when Redis restarted, before using it.
+        self._link = RedisLink(
             url,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
+            log,
+            "Redis cache",
+            "CRM lookups go uncached",
+            timeout=timeout,
+            retry_interval=retry_interval,
             decode_responses=True,
         )
-        self._lock = threading.Lock()
-        self._down_since: float | None = None
-        self._next_try = 0.0
+        self._redis = self._link.redis
+        self.where = self._link.where
+
+    @property
+    def retry_interval(self) -> float:
+        """Seconds between two tries while Redis is down."""
+        return self._link.retry_interval
+
+    @retry_interval.setter
+    def retry_interval(self, seconds: float) -> None:
+        self._link.retry_interval = seconds
 
     def get(self, key: str) -> str | None:
         value = self._call("get", lambda: self._redis.get(self.prefix + key))
@@ -129,7 +132,7 @@ class RedisCache:
         return dropped or 0
 
     def close(self) -> None:
-        self._redis.close()
+        self._link.close()
 
     def _clear(self, prefix: str) -> int:
         dropped = 0
@@ -139,39 +142,7 @@ class RedisCache:
 
     def _call(self, what: str, command: Callable[[], T]) -> T | None:
         """`command`, or None when Redis is down (then skipped until the next retry time)."""
-        if self._down_since is not None and time.monotonic() < self._next_try:
-            return None
-        try:
-            result = command()
-        except redis.RedisError as exc:
-            self._failed(what, exc)
-            return None
-        if self._down_since is not None:
-            self._recovered()
-        return result
-
-    def _failed(self, what: str, exc: Exception) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._next_try = now + self.retry_interval
-            if self._down_since is not None:
-                return
-            self._down_since = now
-        log.warning(
-            "Redis cache at %s failed on %s (%s: %s): CRM lookups go uncached until it answers again "
-            "(retried every %g s); check that redis-server is running and reachable",
-            self.where,
-            what,
-            type(exc).__name__,
-            str(exc).splitlines()[0] if str(exc) else "",
-            self.retry_interval,
-        )
-
-    def _recovered(self) -> None:
-        with self._lock:
-            since, self._down_since = self._down_since, None
-        if since is not None:
-            log.info("Redis cache at %s answers again after %.0f s", self.where, time.monotonic() - since)
+        return self._link.call(what, command)
 
 
 def make_cache(redis_url: str | None) -> Cache:

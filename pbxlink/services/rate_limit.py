@@ -21,16 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
-from pbxlink.config import redact_url
+from pbxlink.redis_link import RETRY_INTERVAL as REDIS_RETRY_INTERVAL
+from pbxlink.redis_link import TIMEOUT as REDIS_TIMEOUT
+from pbxlink.redis_link import RedisLink
 
 log = logging.getLogger(__name__)
 
-REDIS_TIMEOUT = 0.2  # seconds; a slower Redis counts as down and the local counters take over
-REDIS_RETRY_INTERVAL = 2.0
 MAX_MEMORY_KEYS = 100_000  # beyond this the oldest windows are forgotten (each key is ~200 bytes)
 PRUNE_INTERVAL = 60.0  # seconds between sweeps of the ended windows
 FULL_WARNING_INTERVAL = 3600.0  # seconds between two warnings that the in-memory counters are full
@@ -132,57 +128,38 @@ class RedisCounters:
         retry_interval: float = REDIS_RETRY_INTERVAL,
     ) -> None:
         self.prefix = prefix
-        self.where = redact_url(url)
-        self.retry_interval = retry_interval
         self.fallback = MemoryCounters()
-        self._redis = redis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        self._link = RedisLink(
+            url,
+            log,
+            "rate limits: Redis",
+            "each web process counts on its own",
+            timeout=timeout,
+            retry_interval=retry_interval,
         )
-        self._lock = threading.Lock()
-        self._down_since: float | None = None
-        self._next_try = 0.0
+        self.where = self._link.where
+
+    @property
+    def retry_interval(self) -> float:
+        """Seconds between two tries while Redis is down."""
+        return self._link.retry_interval
+
+    @retry_interval.setter
+    def retry_interval(self, seconds: float) -> None:
+        self._link.retry_interval = seconds
 
     def incr(self, keys: Sequence[tuple[str, float]]) -> list[int]:
-        if self._down_since is not None and time.monotonic() < self._next_try:
-            return self.fallback.incr(keys)
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = self._link.redis.pipeline(transaction=True)
         for key, expires_at in keys:
             pipe.incr(self.prefix + key)
             pipe.pexpireat(self.prefix + key, math.ceil(expires_at * 1000))
-        try:
-            replies = pipe.execute()
-        except redis.RedisError as exc:
-            self._failed(exc)
+        replies = self._link.call("incr", pipe.execute)
+        if replies is None:
             return self.fallback.incr(keys)
-        if self._down_since is not None:
-            self._recovered()
         return [int(n) for n in replies[::2]]
 
     def close(self) -> None:
-        self._redis.close()
-
-    def _failed(self, exc: Exception) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._next_try = now + self.retry_interval
-            if self._down_since is not None:
-                return
-            self._down_since = now
-        log.warning(
-            "rate limits: Redis at %s failed (%s: %s); each web process counts on its own until it "
-            "answers again (retried every %g s); check that redis-server is running and reachable",
-            self.where,
-            type(exc).__name__,
-            str(exc).splitlines()[0] if str(exc) else "",
-            self.retry_interval,
-        )
-
-    def _recovered(self) -> None:
-        with self._lock:
-            since, self._down_since = self._down_since, None
-        if since is not None:
-            down = time.monotonic() - since
-            log.info("rate limits: Redis at %s answers again after %.0f s", self.where, down)
+        self._link.close()
 
 
 class RateLimiter:
