@@ -34,6 +34,9 @@ class Service:
         from pbxlink.esl.outbound import outbound_server
         from pbxlink.lookup_server import LookupServer
         from pbxlink.services.callbacks import CallbackService
+        from pbxlink.services.recording_index import recording_handler
+        from pbxlink.services.recording_scan import PeriodicScan
+        from pbxlink.services.retention import RetentionService
         from pbxlink.web.app import create_app
         from pbxlink.web.server import make_server
 
@@ -60,6 +63,11 @@ class Service:
         )
         if self.callbacks is not None:
             self.bus.subscribe("callbacks", self.callbacks.on_event)
+        self.retention = RetentionService.from_config(cfg) if cfg.retention_policies else None
+        folders = cfg.recordings.folders
+        if folders:
+            self.bus.subscribe("recordings", recording_handler(folders))
+        self.scanner = PeriodicScan(folders, [p.name for p in cfg.pbx]) if folders else None
         app = create_app(cfg, self.bus, callbacks=self.callbacks, **self.crm.web_parts())
         self.server = make_server(app, cfg.web.host, cfg.web.port, threads=cfg.web.threads)
 
@@ -71,6 +79,10 @@ class Service:
             adapter.start()
         if self.callbacks is not None:
             self.callbacks.start()  # after the adapters: an attempt needs the PBX link
+        if self.retention is not None:
+            self.retention.start()
+        if self.scanner is not None:
+            self.scanner.start()
 
     def serve(self) -> None:
         """Serve the panel until SIGTERM or Ctrl-C, then stop everything in order."""
@@ -91,6 +103,10 @@ class Service:
         self.bus.close()  # after the adapters: what they published last is still written (and queued)
         if self.callbacks is not None:
             self.callbacks.stop()
+        if self.retention is not None:
+            self.retention.stop()
+        if self.scanner is not None:
+            self.scanner.stop()
         self.crm.stop()
         self.server.close()
 

@@ -13,13 +13,16 @@ import json
 import logging
 import os
 import sys
+import time as time_module
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import peewee as pw
 
 from pbxlink.config import Config, ConfigError, load_config, redact_url
+from pbxlink.domain.phone import PhoneNumbers, configure
 from pbxlink.storage.calls import CallFilter, iter_calls, search_calls
 from pbxlink.storage.database import DatabaseOpenError, first_line, open_database
 from pbxlink.storage.migrations import MIGRATIONS, MigrationError
@@ -138,6 +141,22 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_argument(
         "--json", action="store_true", help="one JSON object per line, every field of the record"
     )
+
+    recs = group("recordings", "index the call recordings in the [recordings] folders")
+    scan = command(
+        recs,
+        "scan",
+        "index new, changed and missing recording files, linked to their calls; "
+        "exit 1 if some could not be read",
+        _recordings_scan,
+    )
+    scan.add_argument("--folder", metavar="F", type=Path, help="only this one of the configured folders")
+    again = scan.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume", dest="resume", action="store_true", help="continue a scan that was stopped (default)"
+    )
+    again.add_argument("--restart", dest="resume", action="store_false", help="start over from the top")
+    scan.set_defaults(resume=True)
     return parser
 
 
@@ -235,6 +254,44 @@ def _calls(args: argparse.Namespace, cfg: Config) -> int:
     more = " (use --limit N, or --json for all)" if total > len(calls) else ""
     print(f"{len(calls)} of {total} calls{more}")
     return 0
+
+
+def _recordings_scan(args: argparse.Namespace, cfg: Config) -> int:
+    from pbxlink.services.recording_scan import ScanStats, scan
+
+    folders = cfg.recordings.folders
+    if args.folder is not None:
+        folders = tuple(f for f in folders if f.resolve() == args.folder.resolve())
+        if not folders:
+            raise CommandError(f"{args.folder} is not one of the [recordings] folders of the config file")
+    if not folders:
+        raise CommandError("no [recordings] folders are configured: name the PBX's recording folders there")
+    open_database(cfg)
+    configure(PhoneNumbers(cfg.phone.default_region, cfg.phone.match_digits))
+    shown = [0.0]
+
+    def progress(stats: ScanStats) -> None:  # on a terminal: one line, redrawn at most 5 times a second
+        now = time_module.monotonic()
+        if now - shown[0] >= 0.2:
+            shown[0] = now
+            eta = f", about {_duration(stats.eta)} left" if stats.eta is not None else ""
+            line = f"{stats.seen:,} files, {stats.indexed:,} indexed, {stats.rate:,.0f} files/s{eta}"
+            print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True)
+
+    tty = sys.stderr.isatty()
+    try:
+        stats = scan(folders, [p.name for p in cfg.pbx], progress if tty else None, resume=args.resume)
+    except KeyboardInterrupt:
+        print("\nstopped: `pbxlink recordings scan` continues where it stopped", file=sys.stderr)
+        return 130
+    if tty:
+        print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+    resumed = " (resumed)" if stats.resumed else ""
+    print(
+        f"{stats.seen:,} files seen{resumed}: {stats.indexed:,} indexed, {stats.linked:,} linked to calls, "
+        f"{stats.changed:,} changed, {stats.missing:,} missing, {stats.errors:,} errors"
+    )
+    return 1 if stats.errors else 0
 
 
 def _table_row(c: dict[str, Any]) -> list[str]:

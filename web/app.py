@@ -15,7 +15,20 @@ from pbxlink.domain.ports import Bus
 from pbxlink.storage.models import db_proxy
 from pbxlink.storage.settings import web_secret_key
 
-from . import api, auth, callback_policies, callback_requests, callbacks, calls, crm, outbox, pops, recordings
+from . import (
+    api,
+    auth,
+    callback_policies,
+    callback_requests,
+    callbacks,
+    calls,
+    crm,
+    outbox,
+    pops,
+    recording_pages,
+    recordings,
+    retention,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +78,8 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     app.register_blueprint(outbox.bp)
     app.register_blueprint(outbox.api_bp)
     app.register_blueprint(recordings.bp)
+    app.register_blueprint(recording_pages.bp)
+    app.register_blueprint(retention.bp)
     app.register_blueprint(callback_requests.bp)
     app.register_blueprint(callback_policies.bp)  # before callbacks.bp: /callbacks/policies is not an id
     app.register_blueprint(callbacks.bp)

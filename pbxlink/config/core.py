@@ -12,6 +12,7 @@ from pbxlink.config.callbacks import CallbackSections
 from pbxlink.config.integrations import IntegrationSections
 from pbxlink.config.model import DEFAULT_DATA_DIR, Config, ConfigError
 from pbxlink.config.pbx import PbxSections
+from pbxlink.config.retention import RetentionSections
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -40,10 +41,11 @@ _TOP_KEYS = (
     "recordings",
     "callbacks",
     "callback_policy",
+    "retention_policy",
 )
 
 
-class _Loader(PbxSections, IntegrationSections, CallbackSections):
+class _Loader(PbxSections, IntegrationSections, CallbackSections, RetentionSections):
     """Every section checker in one object: `load` reads the file and builds the Config."""
 
     def load(self) -> Config:
@@ -76,4 +78,5 @@ class _Loader(PbxSections, IntegrationSections, CallbackSections):
             recordings=self.recordings(self.table(doc, "recordings"), base),
             callbacks=self.callbacks(self.table(doc, "callbacks")),
             callback_policies=self.callback_policies(doc.get("callback_policy", []), pbxes),
+            retention_policies=self.retention_policies(doc.get("retention_policy", [])),
         )

@@ -32,7 +32,8 @@ _CACHE_KEYS = ("ttl", "negative_ttl")
 _REDIS_KEYS = ("url",)
 _AGI_KEYS = ("listen", "budget")
 _OUTBOX_KEYS = ("retry_delays", "give_up_after")
-_RECORDINGS_KEYS = ("folders", "link_days")
+_RECORDINGS_KEYS = ("folders", "link_days", "retention_time")
+_HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 MAX_LINK_DAYS = 3650.0
 _WEBHOOK_KEYS = ("name", "url", "secret", "events")
 EVENT_KINDS = ("started", "updated", "ringing", "ring_ended", "answered", "transferred", "ended", "recording")
@@ -250,4 +251,11 @@ class IntegrationSections(Values):
                 f"expected days, more than 0 and at most {MAX_LINK_DAYS:g}, got {show(days)}",
                 key="link_days",
             )
-        return RecordingsConfig(folders=tuple(dict.fromkeys(paths)), link_days=float(days))
+        at = table.get("retention_time", RecordingsConfig.retention_time)
+        if not isinstance(at, str) or not _HH_MM.fullmatch(at):
+            raise self.fail(
+                "[recordings]",
+                f'expected a time of day like "03:30" (server time), got {show(at)}',
+                key="retention_time",
+            )
+        return RecordingsConfig(folders=tuple(dict.fromkeys(paths)), link_days=float(days), retention_time=at)

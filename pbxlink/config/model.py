@@ -138,6 +138,29 @@ class RecordingsConfig:
 
     folders: tuple[Path, ...] = ()  # absolute (relative ones in the file are taken from its folder)
     link_days: float = 30  # days a recording link in a CRM call log stays valid
+    retention_time: str = "03:30"  # HH:MM, server time: when the daily retention run starts
+
+
+RETENTION_DIRECTIONS = ("inbound", "outbound", "internal")
+TRANSCODE_FORMATS = ("none", "mp3", "ogg", "opus")
+
+
+@dataclass(frozen=True)
+class RetentionPolicyConfig:
+    """One `[[retention_policy]]`: the recordings it matches are kept `keep_days` after the call.
+
+    Empty match lists mean every recording. A recording several policies match is kept as long as
+    the longest says; `enabled = false` (the default) only previews what the policy would delete.
+    """
+
+    name: str
+    keep_days: float
+    queues: tuple[str, ...] = ()
+    directions: tuple[str, ...] = ()
+    campaigns: tuple[str, ...] = ()
+    enabled: bool = False
+    transcode: Literal["none", "mp3", "ogg", "opus"] = "none"
+    transcode_after_days: float = 0.0  # WAVs older than this are transcoded (at the next daily run)
 
 
 @dataclass(frozen=True)
@@ -207,6 +230,7 @@ class Config:
     recordings: RecordingsConfig = RecordingsConfig()
     callbacks: CallbacksConfig = CallbacksConfig()
     callback_policies: tuple[CallbackPolicyConfig, ...] = ()
+    retention_policies: tuple[RetentionPolicyConfig, ...] = ()
     #: redis://… : shared cache (and, later, the bus); None = in-process
     redis_url: str | None = field(default=None, repr=False)
 

@@ -84,9 +84,10 @@
     st.append(badge);
     const rec = cell("Rec", null);
     if (c.recording) {
-      const mark = document.createElement("span");
+      const mark = document.createElement("a");
       mark.className = "rec";
-      mark.title = "recorded";
+      mark.title = "recorded: listen";
+      mark.href = "/recordings?call=" + encodeURIComponent(c.pbx + ":" + c.call_id);
       mark.textContent = "● rec";
       rec.append(mark);
     }
