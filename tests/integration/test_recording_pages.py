@@ -301,3 +301,22 @@ def test_a_tampered_row_serves_nothing_outside(site: Site, stored: Any) -> None:
         resp = sue.get(f"/recordings/{rec.id}/audio", headers=headers)
         assert resp.status_code == 404 and SECRET not in resp.data and b"root:" not in resp.data
     assert audits() == []
+
+
+def test_an_admin_puts_a_recording_on_legal_hold_from_its_page(site: Site) -> None:
+    rec = add(site, "1795430000.9.wav")
+    create_user("root", PASSWORD, role="admin")
+    admin = client_of(site, "root")
+    page = admin.get(f"/recordings/{rec.id}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token and "Put on legal hold" in page
+    resp = admin.post(
+        f"/admin/recordings/{rec.id}/hold",
+        data={"csrf_token": token.group(1), "next": f"/recordings/{rec.id}"},
+    )
+    assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/recordings/{rec.id}")
+    assert Recording.get_by_id(rec.id).legal_hold
+    assert "Release the legal hold" in admin.get(f"/recordings/{rec.id}").get_data(as_text=True)
+    assert [(a.user, a.action) for a in audits() if a.action == "hold"] == [("root", "hold")]
+    supervisor = client_of(site, "sue").get(f"/recordings/{rec.id}").get_data(as_text=True)
+    assert "no retention policy deletes it" in supervisor and "Release the legal hold" not in supervisor
