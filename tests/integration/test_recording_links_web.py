@@ -356,3 +356,19 @@ def test_the_link_a_crm_gets_downloads_the_recording_over_http(site: Site, serve
     unrecorded = site.call(None)
     deliver(unrecorded.to_dict(), "crm-a", f"main:{unrecorded.call_id}")
     assert crm.entries[f"main:{unrecorded.call_id}"].recording_url is None
+
+
+def test_the_link_serves_the_indexed_recording_by_its_row_and_audits_the_listen(site: Site) -> None:
+    from pbxlink.storage.models import AuditEntry, Recording
+
+    call = site.call(str(site.spool / "1700000001.1.wav"))
+    url = site.path_of(call)
+    assert site.client.get(url).status_code == 200
+    (rec,) = Recording.select()
+    assert (rec.call_id, rec.source) == (call.call_id, "link")  # indexed on the spot, served by its row
+    listens = [(a.user, a.action, a.target) for a in AuditEntry.select()]
+    assert listens == [("link", "listen", f"recording:{rec.id}")]
+    assert site.client.get(url, headers={"Range": "bytes=100-"}).status_code == 206
+    assert AuditEntry.select().count() == 1  # a seek is not another listen
+    Recording.update(status="deleted").execute()
+    assert site.client.get(url).status_code == 410
