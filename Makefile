@@ -32,12 +32,14 @@ bench: $(VENV)/.installed-test
 	done; [ -n "$$found" ] || echo "no benchmarks in benchmarks/ yet"
 
 # Redis and Chromium (integration and browser tests), PostgreSQL (storage tests on a real server),
-# python3-venv where Python lacks ensurepip. Installed only when missing.
+# sox (recording durations and transcoding, as on a PBX host), python3-venv where Python lacks
+# ensurepip. Installed only when missing.
 system-deps:
 	@missing=; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v sox >/dev/null || missing="$$missing sox"; \
 	python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
