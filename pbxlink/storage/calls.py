@@ -18,7 +18,7 @@ from typing import Any, cast
 import peewee as pw
 
 from pbxlink.domain.calls import CallRecord, Direction, Disposition, HangupBy, MissReason, Transfer
-from pbxlink.domain.phone import numbers
+from pbxlink.domain.phone import PhoneQuery, numbers
 from pbxlink.storage.models import Call, utcnow
 
 
@@ -185,15 +185,16 @@ def _agent_talked(agent: str) -> pw.Expression:
 
 
 def _number_matches(side: str, number: str) -> pw.Expression:
-    """The same number however written: equal E.164 where both are known, else equal last digits.
-
-    Both columns are indexed, so this stays an index lookup on millions of calls.
-    """
-    e164: pw.Field = getattr(Call, f"{side}_e164")
-    tail: pw.Field = getattr(Call, f"{side}_tail")
     q = numbers().query(number)
     if q is None:
         return cast(pw.Expression, getattr(Call, side) == number.strip())  # an extension, "anonymous"
+    return same_number(getattr(Call, f"{side}_e164"), getattr(Call, f"{side}_tail"), q)
+
+
+def same_number(e164: pw.Field, tail: pw.Field, q: PhoneQuery) -> pw.Expression:
+    """The same number however written, on a pair of normalized columns (calls, recordings):
+    equal E.164 where both are known, else equal last digits. Both columns are indexed, so this
+    stays an index lookup on millions of rows."""
     if len(q.tail) < numbers().match_digits:  # a local number: the end of its full form
         by_tail: pw.Expression = tail ** f"%{_like_escape(q.tail)}"
     else:

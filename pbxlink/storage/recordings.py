@@ -16,6 +16,7 @@ from typing import Any, cast
 import peewee as pw
 
 from pbxlink.domain.phone import numbers
+from pbxlink.storage.calls import same_number
 from pbxlink.storage.models import AuditEntry, Recording, utcnow
 
 #: the statuses of a file still on disk, as far as the index knows
@@ -168,17 +169,9 @@ def _matching(f: RecordingFilter) -> pw.ModelSelect[Recording]:
 
 
 def _number_matches(side: str, number: str) -> pw.Expression:
-    """The same number however written, as in the call log; an extension matches nothing here
-    (a recording keeps only normalized numbers: search an agent's calls by agent)."""
-    e164: pw.Field = getattr(Recording, f"{side}_e164")
-    tail: pw.Field = getattr(Recording, f"{side}_tail")
+    """As in the call log; an extension matches nothing here (a recording keeps only normalized
+    numbers: search an agent's calls by agent)."""
     q = numbers().query(number)
     if q is None:
         return cast(pw.Expression, pw.SQL("1 = 0"))
-    if len(q.tail) < numbers().match_digits:  # a local number: the end of its full form
-        by_tail: pw.Expression = tail ** f"%{q.tail}"  # digits only: nothing to escape
-    else:
-        by_tail = tail == q.tail
-    if q.e164 is None:
-        return by_tail
-    return (e164 == q.e164) | (e164.is_null() & by_tail)
+    return same_number(getattr(Recording, f"{side}_e164"), getattr(Recording, f"{side}_tail"), q)

@@ -38,25 +38,15 @@ from pbxlink.storage import users
 from pbxlink.storage.calls import save_call
 from pbxlink.storage.users import create_user
 from tests.crm.fake import FakeCrm, Reply, Request
+from tests.integration.browser import pytestmark, sync_api  # noqa: F401  (the marks)
 from tests.integration.site import Site, wait_for
 
-CHROMIUM = "/usr/bin/chromium"
 SECRET = "pops-secret"
 PASSWORD = "long enough"
 NUMBER = "+15550001111"
 CALLER_NAME = '<script>alert("caller")</script>'
 CRM_DELAY = 0.15
 RING = 3.0  # seconds the queue rings both agents before 201 answers
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is absent (make test installs it: apt-get install chromium)",
-    ),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 CONTACT = {
