@@ -211,6 +211,9 @@ class Recording(BaseModel):
     deleted_at = UTCDateTimeField(null=True)
     deleted_by = pw.CharField(max_length=128, null=True)  # the retention policy or the user
 
+    class Meta:
+        indexes = ((("agent", "started_at"), False),)  # an agent's recordings of a week, newest first
+
 
 class AuditEntry(BaseModel):
     """Who did what, when: every listen and download of a recording, and other sensitive actions."""
