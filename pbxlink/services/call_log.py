@@ -9,19 +9,14 @@ to a blip.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-
-import peewee as pw
 
 from pbxlink.domain.calls import CallEvent, CallRecord
 from pbxlink.domain.ports import Handler
 from pbxlink.storage.calls import save_call
-from pbxlink.storage.database import drop_connection
+from pbxlink.storage.database import RETRY_DELAYS, retry_briefly
 
 log = logging.getLogger(__name__)
-
-RETRY_DELAYS: tuple[float, ...] = (0.5, 2.0, 5.0)
 
 
 def call_log_handler(
@@ -30,24 +25,7 @@ def call_log_handler(
     """A bus handler saving `ev.call` for every event; raises (for the bus to log) once retries run out."""
 
     def on_event(ev: CallEvent) -> None:
-        for attempt, delay in enumerate((*retry_delays, None), 1):
-            try:
-                save(ev.call)
-                return
-            except (pw.OperationalError, pw.InterfaceError) as exc:
-                if delay is None:
-                    raise
-                log.warning(
-                    "call log: could not save call %s/%s (%s event): %s; retry %d of %d in %.1f s",
-                    ev.call.pbx,
-                    ev.call.call_id,
-                    ev.kind,
-                    exc,
-                    attempt,
-                    len(retry_delays),
-                    delay,
-                )
-                drop_connection()
-                time.sleep(delay)
+        what = f"call log: could not save call {ev.call.pbx}/{ev.call.call_id} ({ev.kind} event)"
+        retry_briefly(lambda: save(ev.call), what, log, retry_delays)
 
     return on_event

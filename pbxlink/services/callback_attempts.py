@@ -16,7 +16,6 @@ step is cut short, the next scan finds where it stopped:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -25,10 +24,9 @@ import peewee as pw
 from pbxlink.domain.callback_policy import CallbackPolicy, Outcome, outcome_of
 from pbxlink.domain.calls import CallRecord
 from pbxlink.domain.ports import PbxControl
-from pbxlink.services.call_log import RETRY_DELAYS
 from pbxlink.services.outbox import describe
 from pbxlink.storage import callbacks as store
-from pbxlink.storage.database import drop_connection
+from pbxlink.storage.database import retry_briefly
 from pbxlink.storage.models import Callback
 
 log = logging.getLogger(__name__)
@@ -91,25 +89,22 @@ class Attempts:
 
     def _record_start(self, cb: Callback, tag: str, by: str, now: datetime, deadline: datetime) -> None:
         """Record the tag before anything else: a lost one would make the call unaccountable."""
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                if not store.start_attempt(cb, tag, by, now=now, deadline=deadline):
-                    log.info(
-                        "callback #%d: cancelled while attempt %s was placed; its call is kept", cb.id, tag
-                    )
-                return
-            except (pw.OperationalError, pw.InterfaceError) as exc:
-                if delay is None:
-                    log.error(
-                        "callback #%d: attempt %s was placed but cannot be recorded (%s); it counts as "
-                        "failed once its lease runs out and is retried per its policy: check the database",
-                        cb.id,
-                        tag,
-                        describe(exc),
-                    )
-                    return
-                drop_connection()
-                time.sleep(delay)
+        what = f"callback #{cb.id}: could not record attempt {tag}"
+        try:
+            started = retry_briefly(
+                lambda: store.start_attempt(cb, tag, by, now=now, deadline=deadline), what, log
+            )
+        except (pw.OperationalError, pw.InterfaceError) as exc:
+            log.error(
+                "callback #%d: attempt %s was placed but cannot be recorded (%s); it counts as "
+                "failed once its lease runs out and is retried per its policy: check the database",
+                cb.id,
+                tag,
+                describe(exc),
+            )
+            return
+        if not started:
+            log.info("callback #%d: cancelled while attempt %s was placed; its call is kept", cb.id, tag)
 
     def _unplaced(self, cb: Callback, now: datetime, by: str, why: str, *, final: bool = False) -> bool:
         lost = store.unplaced(cb, by, now)

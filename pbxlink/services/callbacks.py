@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,13 +28,12 @@ from pbxlink.domain.callback_policy import CallbackPolicy, match_policy
 from pbxlink.domain.calls import CallEnded, CallEvent, CallRecord, CallRinging
 from pbxlink.domain.phone import PhoneNumbers, numbers
 from pbxlink.domain.ports import PbxControl
-from pbxlink.services.call_log import RETRY_DELAYS
 from pbxlink.services.callback_attempts import Attempts, when
 from pbxlink.services.callback_input import web_name, web_number
 from pbxlink.services.crm_sync import customer_number
 from pbxlink.services.outbox import describe
 from pbxlink.storage import callbacks as store
-from pbxlink.storage.database import drop_connection
+from pbxlink.storage.database import drop_connection, retry_briefly
 from pbxlink.storage.models import Callback
 
 log = logging.getLogger(__name__)
@@ -92,24 +90,8 @@ class CallbackService:
             return
         rung = self._rung.pop(key, None)
         # Everything below is idempotent (a replayed end changes nothing), so a database blip is retried.
-        for attempt, delay in enumerate((*RETRY_DELAYS, None), 1):
-            try:
-                self._ended(ev.call, rung)
-                return
-            except (pw.OperationalError, pw.InterfaceError) as exc:
-                if delay is None:
-                    raise
-                log.warning(
-                    "callbacks: could not handle the end of call %s/%s: %s; retry %d of %d in %.1f s",
-                    ev.call.pbx,
-                    ev.call.call_id,
-                    describe(exc),
-                    attempt,
-                    len(RETRY_DELAYS),
-                    delay,
-                )
-                drop_connection()
-                time.sleep(delay)
+        what = f"callbacks: could not handle the end of call {ev.call.pbx}/{ev.call.call_id}"
+        retry_briefly(lambda: self._ended(ev.call, rung), what, log)
 
     def _ended(self, rec: CallRecord, rung: str | None) -> None:
         own = None

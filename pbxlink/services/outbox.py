@@ -31,9 +31,8 @@ from typing import Any
 
 import peewee as pw
 
-from pbxlink.services.call_log import RETRY_DELAYS
 from pbxlink.storage import outbox
-from pbxlink.storage.database import drop_connection, first_line
+from pbxlink.storage.database import RETRY_DELAYS, drop_connection, first_line, retry_briefly
 from pbxlink.storage.models import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -66,23 +65,10 @@ def enqueue_all(
 ) -> int:
     """Enqueue `items` (kind, target, key, payload), retrying a briefly unavailable database, as the
     call log does: a lost enqueue is a lost delivery. Raises once retries run out; how many were new."""
-    for attempt, delay in enumerate((*retry_delays, None), 1):
-        try:
-            return sum(enqueue(*item) for item in items)
-        except (pw.OperationalError, pw.InterfaceError) as exc:
-            if delay is None:
-                raise
-            log.warning(
-                "outbox: could not queue %s: %s; retry %d of %d in %.1f s",
-                what,
-                first_line(exc),
-                attempt,
-                len(retry_delays),
-                delay,
-            )
-            drop_connection()
-            time.sleep(delay)  # enqueue is idempotent: the rows added before the error stay one each
-    raise AssertionError("unreachable")
+    # enqueue is idempotent: the rows added before an error stay one each
+    return retry_briefly(
+        lambda: sum(enqueue(*item) for item in items), f"outbox: could not queue {what}", log, retry_delays
+    )
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee as pw
@@ -19,6 +21,11 @@ import peewee as pw
 from pbxlink.config import Config, redact_url
 from pbxlink.domain.phone import PhoneNumbers, configure
 from pbxlink.storage.models import db_proxy
+
+T = TypeVar("T")
+
+#: Pauses before the database is tried again after a blip (SQLite locked, PostgreSQL restarting).
+RETRY_DELAYS: tuple[float, ...] = (0.5, 2.0, 5.0)
 
 SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 5000, "foreign_keys": 1}
 
@@ -118,3 +125,23 @@ def drop_connection() -> None:
         db_proxy.close()
     except pw.PeeweeException:
         db_proxy.dispose()  # closing failed on a dead connection: just forget it
+
+
+def retry_briefly(
+    run: Callable[[], T], what: str, log: logging.Logger, delays: Sequence[float] = RETRY_DELAYS
+) -> T:
+    """`run()`, tried again after each pause while the database is briefly unavailable, so work that
+    must not be lost (a final call record, a queued delivery) survives a blip; `run` must be safe
+    to repeat. `what` says in the warning what could not be done; raises once the pauses run out."""
+    for attempt, delay in enumerate((*delays, None), 1):
+        try:
+            return run()
+        except (pw.OperationalError, pw.InterfaceError) as exc:
+            if delay is None:
+                raise
+            log.warning(
+                "%s: %s; retry %d of %d in %.1f s", what, first_line(exc), attempt, len(delays), delay
+            )
+            drop_connection()  # a broken connection (PostgreSQL restarted) is replaced on the next try
+            time.sleep(delay)
+    raise AssertionError("unreachable")
