@@ -121,18 +121,20 @@ def _normalized_numbers(db: pw.Database) -> None:
         ]
     migrate_ops(*ops)
     phones = numbers()
-    table = pw.Table("call", ("id", "caller", "callee")).bind(db)
-    id_: pw.Column = getattr(table, "id")  # noqa: B009  # a column of a Table built with its names
+    names = ("id", "caller", "callee", "caller_e164", "caller_tail", "callee_e164", "callee_tail")
+    table = pw.Table("call", names).bind(db)
+    column: dict[str, pw.Column] = {name: getattr(table, name) for name in names}  # a Table's columns
     last = 0
-    while rows := list(table.select().where(id_ > last).order_by(id_).limit(1000).dicts()):
+    query = table.select(column["id"], column["caller"], column["callee"])
+    while rows := list(query.where(column["id"] > last).order_by(column["id"]).limit(1000).dicts()):
         for row in rows:
-            values = {}
+            values: dict[pw.Column, str | None] = {}
             for side in ("caller", "callee"):
                 q = phones.query(row[side])
                 if q is not None:
-                    values[f"{side}_e164"], values[f"{side}_tail"] = q.e164, q.tail
-            if values:
-                table.update(values).where(id_ == row["id"]).execute()
+                    values[column[f"{side}_e164"]], values[column[f"{side}_tail"]] = q.e164, q.tail
+            if values:  # the update needs the columns themselves: peewee cannot sort names for SQL
+                table.update(values).where(column["id"] == row["id"]).execute()
         last = rows[-1]["id"]
 
 

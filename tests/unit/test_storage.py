@@ -21,6 +21,7 @@ import pytest
 from pbxlink.bus import InProcessBus
 from pbxlink.domain.calls import RECORD_FIELDS, CallAnswered, CallEnded, CallRecord, CallStarted, Transfer
 from pbxlink.services.call_log import call_log_handler
+from pbxlink.storage import migrations
 from pbxlink.storage.calls import (
     CallFilter,
     get_call,
@@ -111,6 +112,32 @@ def ended(rec: CallRecord, **fields: object) -> CallRecord:
 
 
 # --- migrations ----------------------------------------------------------------------------------
+
+
+def test_an_old_database_with_calls_is_upgraded_and_its_numbers_normalized(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 2 fills the normalized numbers of the calls kept before it (as on any installed site)."""
+    database = connect(f"sqlite:///{tmp_path}/old.db")
+    with monkeypatch.context() as m:
+        m.setattr(migrations, "MIGRATIONS", MIGRATIONS[:1])  # the first release's schema
+        assert migrate(database) == [1]
+    for call_id, caller, callee in (("a", "(555) 123-4567", "200"), ("b", "anonymous", "+44 20 7946 0958")):
+        database.execute_sql(
+            "INSERT INTO call (pbx, call_id, direction, caller, callee, agents, started_at, transfers, "
+            "end_seen, updated_at) VALUES ('main', ?, 'inbound', ?, ?, '[]', '2026-01-01', '[]', 1, "
+            "'2026-01-01')",
+            (call_id, caller, callee),
+        )
+    assert migrate(database) == [v for v, _, _ in MIGRATIONS[1:]]
+    rows = {r.call_id: r for r in Call.select()}
+    assert (rows["a"].caller_e164, rows["a"].caller_tail, rows["a"].callee_e164) == (
+        "+15551234567",
+        "551234567",
+        None,
+    )
+    assert (rows["b"].caller_e164, rows["b"].callee_e164) == (None, "+442079460958")
+    database.close()
 
 
 def test_migrations_are_recorded_and_idempotent(db: pw.Database) -> None:
