@@ -34,6 +34,7 @@ class Service:
         from pbxlink.esl.outbound import outbound_server
         from pbxlink.lookup_server import LookupServer
         from pbxlink.services.callbacks import CallbackService
+        from pbxlink.services.campaigns import CampaignService
         from pbxlink.services.recording_index import recording_handler
         from pbxlink.services.recording_scan import PeriodicScan
         from pbxlink.services.retention import RetentionService
@@ -63,6 +64,8 @@ class Service:
         )
         if self.callbacks is not None:
             self.bus.subscribe("callbacks", self.callbacks.on_event)
+        self.campaigns = CampaignService({a.control.name: a.control for a in self.adapters})
+        self.bus.subscribe("campaigns", self.campaigns.on_event)
         self.retention = RetentionService.from_config(cfg) if cfg.retention_policies else None
         folders = cfg.recordings.folders
         if folders:
@@ -79,6 +82,7 @@ class Service:
             adapter.start()
         if self.callbacks is not None:
             self.callbacks.start()  # after the adapters: an attempt needs the PBX link
+        self.campaigns.start()
         if self.retention is not None:
             self.retention.start()
         if self.scanner is not None:
@@ -96,6 +100,7 @@ class Service:
             self.stop()
 
     def stop(self) -> None:
+        self.campaigns.stop()  # first: no new dial while the links go down
         for server in self.lookup_servers:
             server.stop()
         for adapter in self.adapters:
@@ -125,6 +130,7 @@ class CrmSide:
         from pbxlink.services.pop_hub import PopHub
         from pbxlink.services.screenpop import ScreenPops, calls_from_log
         from pbxlink.services.webhooks import webhook_deliverer, webhook_handler
+        from pbxlink.storage.campaigns import pop_view
         from pbxlink.storage.outbox import enqueue
 
         self.connectors = build_connectors(cfg.crm)
@@ -133,7 +139,7 @@ class CrmSide:
         )
         self.caller_lookup = CrmCallerLookup(self.directory, fallback=CallLogLookup())
         self.hub = PopHub()
-        self.pops = ScreenPops(self.directory, calls_from_log, self.hub)
+        self.pops = ScreenPops(self.directory, calls_from_log, self.hub, campaign_contact=pop_view)
         bus.subscribe("screen-pops", self.pops.on_event)
         self.worker = OutboxWorker(
             {

@@ -157,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     again.add_argument("--restart", dest="resume", action="store_false", help="start over from the top")
     scan.set_defaults(resume=True)
+
+    from pbxlink import cli_campaigns  # they use this module's helpers
+
+    campaigns = group("campaign", "outbound campaigns: create, import contacts, start, pause, follow, export")
+    cli_campaigns.add_commands(campaigns, command)
+    from pbxlink import cli_contacts  # it uses this module's helpers
+
+    cli_contacts.add_commands(commands, command, group, campaigns)
     return parser
 
 
@@ -218,7 +226,7 @@ def _user_list(args: argparse.Namespace, cfg: Config) -> int:
         [u.username, u.role, u.extension or "-", "yes" if u.active else "no", _local(u.created_at)]
         for u in User.select().order_by(User.username)
     ]
-    _print_table(["USER", "ROLE", "EXTENSION", "ACTIVE", "CREATED"], rows)
+    print_table(["USER", "ROLE", "EXTENSION", "ACTIVE", "CREATED"], rows)
     return 0
 
 
@@ -247,7 +255,7 @@ def _calls(args: argparse.Namespace, cfg: Config) -> int:
         return 0
     calls, total = search_calls(f, limit=args.limit or DEFAULT_TABLE_LIMIT)
     if calls:
-        _print_table(
+        print_table(
             ["ID", "STARTED", "DIRECTION", "CALLER", "CALLEE", "AGENT", "RESULT", "WAIT", "TALK"],
             [_table_row(c) for c in calls],
         )
@@ -274,7 +282,7 @@ def _recordings_scan(args: argparse.Namespace, cfg: Config) -> int:
         now = time_module.monotonic()
         if now - shown[0] >= 0.2:
             shown[0] = now
-            eta = f", about {_duration(stats.eta)} left" if stats.eta is not None else ""
+            eta = f", about {duration(stats.eta)} left" if stats.eta is not None else ""
             line = f"{stats.seen:,} files, {stats.indexed:,} indexed, {stats.rate:,.0f} files/s{eta}"
             print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True)
 
@@ -303,8 +311,8 @@ def _table_row(c: dict[str, Any]) -> list[str]:
         c["callee"] or "-",
         c["agent"] or "-",
         _result(c),
-        _duration(c["wait_seconds"]),
-        _duration(c["talk_seconds"]),
+        duration(c["wait_seconds"]),
+        duration(c["talk_seconds"]),
     ]
 
 
@@ -317,7 +325,7 @@ def _result(call: dict[str, Any]) -> str:
     return result if call["end_seen"] else result + " [end not seen]"
 
 
-def _duration(value: float | None) -> str:
+def duration(value: float | None) -> str:
     if value is None:
         return "-"
     minutes, secs = divmod(round(value), 60)
@@ -329,7 +337,7 @@ def _local(value: datetime | str) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
+def print_table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -9,7 +9,6 @@ the `,`/`|` that Asterisk splits on.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Mapping
 
 from pbxlink.domain.ports import OriginateHandle, OriginateRequest
@@ -53,7 +52,7 @@ class AmiControl:
         }
         if req.caller_id is not None:
             action["CallerID"] = _text("caller_id", req.caller_id)
-        tag = str(uuid.uuid4())
+        tag = req.the_tag()
         variables = [f"{_variable(k)}={_value(k, v)}" for k, v in req.variables.items()]
         if any(v.startswith(f"{TAG_VARIABLE}=") for v in variables):
             raise ValueError(f"variables: {TAG_VARIABLE} is set by pbxlink itself")

@@ -16,6 +16,8 @@ Disposition = Literal["answered", "missed"]
 MissReason = Literal["no_answer", "busy", "abandoned", "queue_timeout", "not_offered", "failed"]
 HangupBy = Literal["customer", "agent", "system"]
 TransferKind = Literal["blind", "attended", "redirect"]
+#: what answering-machine detection (Asterisk AMD(), FreeSWITCH mod_avmd) made of the answering party
+Amd = Literal["human", "machine", "notsure"]
 
 #: The fields of a call record, in the order the API and the export emit them.
 RECORD_FIELDS: tuple[str, ...] = (
@@ -40,6 +42,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "recording",
     "end_seen",
     "origin",
+    "amd",
 )
 
 
@@ -109,6 +112,8 @@ class CallRecord:
     #: the tag pbxlink set on the originate that made this call (OriginateHandle.tag); None for
     #: calls pbxlink did not place. Callbacks and campaigns learn their outcome by it.
     origin: str | None = None
+    #: what answering-machine detection said, when the dialplan ran it (a campaign's broadcast)
+    amd: Amd | None = None
 
     @property
     def is_open(self) -> bool:
@@ -141,6 +146,7 @@ class CallRecord:
             "recording": self.recording,
             "end_seen": self.end_seen,
             "origin": self.origin,
+            "amd": self.amd,
         }
 
     @classmethod
@@ -169,6 +175,7 @@ class CallRecord:
             wait_seconds=d.get("wait_seconds"),
             talk_seconds=d.get("talk_seconds"),
             origin=d.get("origin"),
+            amd=d.get("amd"),
         )
 
 

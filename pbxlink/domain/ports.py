@@ -5,6 +5,7 @@ Adapters implement them; services accept them; tests hand in fakes.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,21 @@ class OriginateRequest:
     caller_id: str | None = None
     timeout_s: int = 30
     variables: Mapping[str, str] = field(default_factory=dict)
+    #: the tag to set (a UUID); None makes a new one. A campaign picks it first, so its attempt is
+    #: on record before the PBX is asked and a restart can never dial the same contact again.
+    tag: str | None = None
+
+    def the_tag(self) -> str:
+        """The tag to carry: `tag` if a canonical UUID (else ValueError), or a new one."""
+        if self.tag is None:
+            return str(uuid.uuid4())
+        try:
+            ok = str(uuid.UUID(self.tag)) == self.tag
+        except (ValueError, TypeError, AttributeError):
+            ok = False
+        if not ok:
+            raise ValueError(f"tag: {self.tag!r} is not a lowercase UUID")
+        return self.tag
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from concurrent.futures import Future
 from typing import Protocol
 
@@ -79,7 +78,7 @@ class EslControl:
             number = _match("exten", req.exten, EXTENSION, "an extension or number")
             target = f"{number} XML {_match('context', req.context, CONTEXT, 'a dialplan context')}"
         name, cid = _caller_id(req.caller_id, number)
-        tag = str(uuid.uuid4())
+        tag = req.the_tag()
         variables = {
             "origination_caller_id_number": cid,
             "origination_caller_id_name": name,

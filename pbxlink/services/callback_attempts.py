@@ -26,6 +26,7 @@ from pbxlink.domain.calls import CallRecord
 from pbxlink.domain.ports import PbxControl
 from pbxlink.services.outbox import describe
 from pbxlink.storage import callbacks as store
+from pbxlink.storage.calls import by_origin
 from pbxlink.storage.database import retry_briefly
 from pbxlink.storage.models import Callback
 
@@ -125,7 +126,7 @@ class Attempts:
         if attempt.outcome is not None:  # ended before a stop, never settled
             self.settle(cb, attempt.outcome, now)
             return
-        calls = store.calls_of(cb.tag)
+        calls = by_origin(cb.tag)
         if calls and all(c.ended_at is not None for c in calls):
             self.ended(cb.tag, _best(calls))
             return

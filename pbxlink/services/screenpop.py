@@ -81,6 +81,7 @@ class _CallPops:
     closed: bool = False
     pending: int = 0  # lookups and history fetches under way
     since: float = 0.0
+    campaign: dict[str, Any] | None = None  # the campaign contact pbxlink dialled this call for
 
 
 class ScreenPops:
@@ -96,8 +97,10 @@ class ScreenPops:
         history_workers: int = 2,
         max_age: float = MAX_AGE,
         clock: Callable[[], float] = time.monotonic,
+        campaign_contact: Callable[[str], dict[str, Any] | None] = lambda tag: None,
     ) -> None:
         self.source, self.recent_calls, self.hub = source, recent_calls, hub
+        self.campaign_contact = campaign_contact
         self.max_age, self._clock = max_age, clock
         self._lookups = ThreadPoolExecutor(lookup_workers, thread_name_prefix="pop-lookup")
         self._history = ThreadPoolExecutor(history_workers, thread_name_prefix="pop-history")
@@ -138,6 +141,8 @@ class ScreenPops:
             cp = self._calls.get(key)
             if cp is None:
                 cp = self._calls[key] = _CallPops(call, None, {}, since=self._clock())
+            if call.origin is not None and cp.campaign is None:
+                cp.campaign = self._campaign(call.origin)
             cp.call = call
             cp.agents[event.agent] = ("ringing", None)
             if not self._renumber(cp):
@@ -148,7 +153,7 @@ class ScreenPops:
 
         Returns whether the pops were published (with the cached answer, or "pending").
         """
-        number = customer_number(cp.call)
+        number = customer_number(cp.call) or (cp.campaign or {}).get("number")
         if number == cp.number and cp.lookup:
             return False
         cp.number, cp.lookup, cp.recent = number, {"lookup": "skipped"}, []
@@ -198,6 +203,14 @@ class ScreenPops:
         except Exception:
             log.exception("screen-pop: the lookup of %s failed unexpectedly; its pops say so", number)
             return "the lookup failed unexpectedly: see pbxlink's log"
+
+    def _campaign(self, tag: str) -> dict[str, Any] | None:
+        """An agent-first campaign call rings the agent before the contact: the pop names whom it dials."""
+        try:
+            return self.campaign_contact(tag)
+        except Exception as exc:
+            log.warning("screen-pop: the campaign contact of dial %s could not be read (%s)", tag, exc)
+            return None
 
     def _recent(self, call: CallRecord, number: str) -> list[dict[str, Any]]:
         try:
@@ -290,6 +303,7 @@ def _pop(cp: _CallPops, key: str, agent: str, state: str, by: str | None) -> Pop
         "more": 0,
         **cp.lookup,
         "recent": cp.recent,
+        "campaign": cp.campaign,
     }
 
 

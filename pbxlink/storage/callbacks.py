@@ -26,10 +26,9 @@ from typing import Any, cast
 import peewee as pw
 
 from pbxlink.domain.callback_policy import OUTCOMES
-from pbxlink.domain.calls import CallRecord, iso
+from pbxlink.domain.calls import iso
 from pbxlink.domain.phone import numbers
-from pbxlink.storage.calls import record_from_row
-from pbxlink.storage.models import Call, Callback, CallbackAttempt, db_proxy, utcnow
+from pbxlink.storage.models import Callback, CallbackAttempt, db_proxy, utcnow
 from pbxlink.storage.outbox import one_line
 
 STATUSES = ("pending", "in_progress", "done", "failed", "cancelled")
@@ -320,12 +319,6 @@ def extend(cb: Callback, deadline: datetime) -> bool:
     """The attempt's call is still up: wait for its end until `deadline`."""
     current = (Callback.status == "in_progress") & (Callback.tag == cb.tag)
     return cb.tag is not None and _update(cb.id, current, claimed_until=deadline)
-
-
-def calls_of(tag: str) -> list[CallRecord]:
-    """The calls in the call log that an originate tagged `tag` made (Call.origin)."""
-    rows = Call.select().where(Call.origin == tag).order_by(Call.started_at, Call.id)
-    return [record_from_row(row) for row in rows]
 
 
 def to_dict(cb: Callback) -> dict[str, Any]:

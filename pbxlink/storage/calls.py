@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import peewee as pw
 
-from pbxlink.domain.calls import CallRecord, Direction, Disposition, HangupBy, MissReason, Transfer
+from pbxlink.domain.calls import Amd, CallRecord, Direction, Disposition, HangupBy, MissReason, Transfer
 from pbxlink.domain.phone import PhoneQuery, numbers
 from pbxlink.storage.models import Call, utcnow
 
@@ -90,6 +90,12 @@ def open_calls(pbx: str) -> list[CallRecord]:
     return [record_from_row(row) for row in rows]
 
 
+def by_origin(tag: str) -> list[CallRecord]:
+    """The calls an originate tagged `tag` made (Call.origin): how callbacks and campaigns learn outcomes."""
+    rows = Call.select().where(Call.origin == tag).order_by(Call.started_at, Call.id)
+    return [record_from_row(row) for row in rows]
+
+
 def record_from_row(row: Call) -> CallRecord:
     return CallRecord(
         pbx=row.pbx,
@@ -111,6 +117,7 @@ def record_from_row(row: Call) -> CallRecord:
         recording=row.recording,
         end_seen=bool(row.end_seen),
         origin=row.origin,
+        amd=cast(Amd | None, row.amd),
         wait_seconds=row.wait_seconds,
         talk_seconds=row.talk_seconds,
     )
@@ -144,6 +151,7 @@ def _row_values(rec: CallRecord) -> dict[str, Any]:
         "recording": rec.recording,
         "end_seen": rec.end_seen,
         "origin": rec.origin,
+        "amd": rec.amd,
         "updated_at": utcnow(),
     }
     phones = numbers()

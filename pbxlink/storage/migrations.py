@@ -277,6 +277,120 @@ def _recordings_by_agent(db: pw.Database) -> None:
     migrate_ops(SchemaMigrator.from_database(db).add_index("recording", ("agent", "started_at"), False))
 
 
+def _campaigns(db: pw.Database) -> None:
+    """call.amd, and the campaign tables and the do-not-call list (frozen copies of the models)."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as migrate_ops
+
+    migrate_ops(
+        SchemaMigrator.from_database(db).add_column("call", "amd", pw.CharField(max_length=16, null=True))
+    )
+
+    class Campaign(pw.Model):
+        name = pw.CharField(max_length=64, unique=True)
+        pbx = pw.CharField(max_length=64)
+        mode = pw.CharField(max_length=16)
+        caller_id = pw.CharField(max_length=64, null=True)
+        message = pw.CharField(max_length=128, null=True)
+        queue = pw.CharField(max_length=128, null=True)
+        amd = pw.BooleanField(default=False)
+        timezone = pw.CharField(max_length=64)
+        days = pw.CharField(max_length=64, default="mon-fri")
+        hours = pw.CharField(max_length=32, default="09:00-18:00")
+        window_start = pw.CharField(max_length=5, default="09:00")
+        window_end = pw.CharField(max_length=5, default="20:00")
+        max_concurrent = pw.IntegerField(default=5)
+        per_minute = pw.FloatField(default=10.0)
+        ring_timeout = pw.IntegerField(default=30)
+        retry_rules = pw.TextField(default="{}")
+        status = pw.CharField(max_length=16, default="draft", index=True)
+        next_slot_at = pw.DateTimeField(null=True)
+        created_by = pw.CharField(max_length=64, null=True)
+        created_at = pw.DateTimeField()
+        updated_at = pw.DateTimeField()
+        started_at = pw.DateTimeField(null=True)
+        finished_at = pw.DateTimeField(null=True)
+
+        class Meta:
+            database = db
+            table_name = "campaign"
+
+    class CampaignContact(pw.Model):
+        campaign = pw.ForeignKeyField(Campaign, on_delete="CASCADE")
+        number = pw.CharField(max_length=32)
+        number_key = pw.CharField(max_length=20)
+        name = pw.CharField(max_length=128, null=True)
+        timezones = pw.CharField(max_length=255)
+        fields = pw.TextField(default="{}")
+        row = pw.IntegerField(null=True)
+        status = pw.CharField(max_length=16, default="pending")
+        attempts = pw.IntegerField(default=0)
+        last_outcome = pw.CharField(max_length=16, null=True)
+        next_at = pw.DateTimeField(null=True)
+        claimed_until = pw.DateTimeField(null=True)
+        tag = pw.CharField(max_length=64, null=True, index=True)
+        updated_at = pw.DateTimeField()
+
+        class Meta:
+            database = db
+            table_name = "campaign_contact"
+            indexes = ((("campaign", "number_key"), True), (("campaign", "status", "next_at"), False))
+
+    class CampaignAttempt(pw.Model):
+        campaign = pw.ForeignKeyField(Campaign, on_delete="CASCADE")
+        contact = pw.ForeignKeyField(CampaignContact, on_delete="CASCADE")
+        tag = pw.CharField(max_length=64, unique=True)
+        started_at = pw.DateTimeField()
+        deadline = pw.DateTimeField()
+        ended_at = pw.DateTimeField(null=True, index=True)
+        outcome = pw.CharField(max_length=16, null=True)
+        amd = pw.CharField(max_length=16, null=True)
+        agent = pw.CharField(max_length=64, null=True)
+        call_id = pw.CharField(max_length=128, null=True)
+        talk_seconds = pw.FloatField(null=True)
+        detail = pw.CharField(max_length=255, null=True)
+
+        class Meta:
+            database = db
+            table_name = "campaign_attempt"
+            indexes = ((("campaign", "outcome"), False),)
+
+    class CampaignImport(pw.Model):
+        campaign = pw.ForeignKeyField(Campaign, on_delete="CASCADE")
+        filename = pw.CharField(max_length=255)
+        status = pw.CharField(max_length=16, default="running")
+        mapping = pw.TextField(default="{}")
+        total_bytes = pw.BigIntegerField(default=0)
+        read_bytes = pw.BigIntegerField(default=0)
+        rows = pw.IntegerField(default=0)
+        accepted = pw.IntegerField(default=0)
+        rejected = pw.IntegerField(default=0)
+        duplicates = pw.IntegerField(default=0)
+        dnc = pw.IntegerField(default=0)
+        rejects_path = pw.CharField(max_length=1024, null=True)
+        error = pw.CharField(max_length=500, null=True)
+        started_by = pw.CharField(max_length=64, null=True)
+        started_at = pw.DateTimeField()
+        finished_at = pw.DateTimeField(null=True)
+
+        class Meta:
+            database = db
+            table_name = "campaign_import"
+
+    class DncEntry(pw.Model):
+        number = pw.CharField(max_length=32)
+        number_key = pw.CharField(max_length=20, unique=True)
+        reason = pw.CharField(max_length=255, null=True)
+        added_by = pw.CharField(max_length=64, null=True)
+        added_at = pw.DateTimeField()
+
+        class Meta:
+            database = db
+            table_name = "dnc_entry"
+
+    db.create_tables([Campaign, CampaignContact, CampaignAttempt, CampaignImport, DncEntry], safe=False)
+
+
 #: (version, what it does, how); versions only ever grow, and a released one is never edited.
 MIGRATIONS: tuple[tuple[int, str, Callable[[pw.Database], None]], ...] = (
     (1, "initial schema: call, user, api_token, setting", _initial_schema),
@@ -285,6 +399,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[pw.Database], None]], ...] = (
     (4, "call origin, callbacks", _callbacks),
     (5, "recordings index, audit log", _recordings),
     (6, "recordings by agent and time", _recordings_by_agent),
+    (7, "campaigns, do-not-call list, call amd", _campaigns),
 )
 
 

@@ -69,6 +69,7 @@ class Call(BaseModel):
     recording = pw.TextField(null=True)
     end_seen = pw.BooleanField(default=True)
     origin = pw.CharField(max_length=64, null=True, index=True)  # the originate's tag, when pbxlink placed it
+    amd = pw.CharField(max_length=16, null=True)  # human | machine | notsure, when the dialplan ran AMD
     updated_at = UTCDateTimeField(default=utcnow)
 
     class Meta:
@@ -242,3 +243,130 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     Recording,
     AuditEntry,
 )
+
+
+class Campaign(BaseModel):
+    """An outbound campaign: whom it calls is its contacts; how, when and how fast is here.
+
+    `status`: draft | running | paused | stopped | completed. A running campaign dials only
+    inside its schedule (`days`, `hours` in `timezone`) and each contact's own calling window
+    (`window_start` to `window_end` in the contact's zone). `next_slot_at` is the pacing shared by
+    every worker: a dial first moves it one interval (60 / per_minute s) on, in one UPDATE.
+    """
+
+    id = pw.AutoField()
+    name = pw.CharField(max_length=64, unique=True)
+    pbx = pw.CharField(max_length=64)
+    mode = pw.CharField(max_length=16)  # broadcast | agent_first
+    caller_id = pw.CharField(max_length=64, null=True)  # the number the contacts see
+    message = pw.CharField(max_length=128, null=True)  # broadcast: the recording played
+    queue = pw.CharField(
+        max_length=128, null=True
+    )  # agent_first: whose free agent; broadcast: press-1 target
+    amd = pw.BooleanField(default=False)  # run answering-machine detection (broadcast)
+    timezone = pw.CharField(max_length=64)  # the schedule's zone (IANA)
+    days = pw.CharField(max_length=64, default="mon-fri")  # cron day_of_week
+    hours = pw.CharField(max_length=32, default="09:00-18:00")  # when it runs, in `timezone`
+    window_start = pw.CharField(max_length=5, default="09:00")  # in each contact's own zone
+    window_end = pw.CharField(max_length=5, default="20:00")
+    max_concurrent = pw.IntegerField(default=5)
+    per_minute = pw.FloatField(default=10.0)
+    ring_timeout = pw.IntegerField(default=30)
+    #: JSON {"busy"|"no_answer"|"failed"|"machine": {"after_minutes": n, "max_attempts": n}}
+    retry_rules = pw.TextField(default="{}")
+    status = pw.CharField(max_length=16, default="draft", index=True)
+    next_slot_at = UTCDateTimeField(null=True)
+    created_by = pw.CharField(max_length=64, null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+    started_at = UTCDateTimeField(null=True)
+    finished_at = UTCDateTimeField(null=True)
+
+
+class CampaignContact(BaseModel):
+    """One person a campaign calls; (campaign, number_key) is unique: nobody is in a list twice.
+
+    `status`: pending (due at `next_at`) | dialing (claimed: `claimed_until`; `tag` is the
+    attempt under way) | done (`last_outcome` says how it ended) | dnc (on the do-not-call
+    list when it came to be dialled) | stopped (the campaign was stopped first).
+    """
+
+    id = pw.AutoField()
+    campaign = pw.ForeignKeyField(Campaign, backref="contacts", on_delete="CASCADE")
+    campaign_id: int  # what peewee adds for the foreign key, spelled out for the type checker
+    number = pw.CharField(max_length=32)  # E.164, as dialled
+    number_key = pw.CharField(max_length=20)  # PhoneNumbers.key
+    name = pw.CharField(max_length=128, null=True)
+    timezones = pw.CharField(max_length=255)  # the contact's IANA zone(s), comma-separated
+    fields = pw.TextField(default="{}")  # JSON: the custom columns, passed to the dialplan
+    row = pw.IntegerField(null=True)  # the CSV line it came from
+    status = pw.CharField(max_length=16, default="pending")
+    attempts = pw.IntegerField(default=0)
+    last_outcome = pw.CharField(max_length=16, null=True)  # answered|machine|busy|no_answer|failed
+    next_at = UTCDateTimeField(null=True)
+    claimed_until = UTCDateTimeField(null=True)
+    tag = pw.CharField(max_length=64, null=True, index=True)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("campaign", "number_key"), True),
+            (("campaign", "status", "next_at"), False),
+        )
+
+
+class CampaignAttempt(BaseModel):
+    """One dial of a contact, written with its tag before the PBX is asked; its call has Call.origin = tag."""
+
+    id = pw.AutoField()
+    campaign = pw.ForeignKeyField(Campaign, backref="attempt_rows", on_delete="CASCADE")
+    contact = pw.ForeignKeyField(CampaignContact, backref="attempt_rows", on_delete="CASCADE")
+    campaign_id: int
+    contact_id: int
+    tag = pw.CharField(max_length=64, unique=True)
+    started_at = UTCDateTimeField(default=utcnow)
+    deadline = UTCDateTimeField()  # no call seen by then: the originate is taken as failed
+    ended_at = UTCDateTimeField(null=True, index=True)
+    outcome = pw.CharField(max_length=16, null=True)  # answered|machine|busy|no_answer|failed
+    amd = pw.CharField(max_length=16, null=True)
+    agent = pw.CharField(max_length=64, null=True)  # who talked with the contact
+    call_id = pw.CharField(max_length=128, null=True)
+    talk_seconds = pw.FloatField(null=True)
+    detail = pw.CharField(max_length=255, null=True)  # why it failed, in words
+
+    class Meta:
+        indexes = ((("campaign", "outcome"), False),)
+
+
+class CampaignImport(BaseModel):
+    """One CSV upload into a campaign, with its progress (the panel's and the CLI's bar read it)."""
+
+    id = pw.AutoField()
+    campaign = pw.ForeignKeyField(Campaign, backref="imports", on_delete="CASCADE")
+    campaign_id: int
+    filename = pw.CharField(max_length=255)
+    status = pw.CharField(max_length=16, default="running")  # running | done | failed
+    mapping = pw.TextField(default="{}")  # JSON: CSV header -> field
+    total_bytes = pw.BigIntegerField(default=0)
+    read_bytes = pw.BigIntegerField(default=0)
+    rows = pw.IntegerField(default=0)
+    accepted = pw.IntegerField(default=0)
+    rejected = pw.IntegerField(default=0)
+    duplicates = pw.IntegerField(default=0)
+    dnc = pw.IntegerField(default=0)
+    rejects_path = pw.CharField(max_length=1024, null=True)  # the CSV of rejected rows and why
+    error = pw.CharField(max_length=500, null=True)
+    started_by = pw.CharField(max_length=64, null=True)
+    started_at = UTCDateTimeField(default=utcnow)
+    finished_at = UTCDateTimeField(null=True)
+
+
+class DncEntry(BaseModel):
+    """The global do-not-call list: checked at import and again right before every dial."""
+
+    id = pw.AutoField()
+    number = pw.CharField(max_length=32)
+    number_key = pw.CharField(max_length=20, unique=True)
+    reason = pw.CharField(max_length=255, null=True)
+    added_by = pw.CharField(max_length=64, null=True)
+    added_at = UTCDateTimeField(default=utcnow)

@@ -12,7 +12,7 @@ import pytest
 
 from pbxlink.domain.calls import CallRecord
 from pbxlink.storage import callbacks as store
-from pbxlink.storage.calls import save_call
+from pbxlink.storage.calls import by_origin, save_call
 from pbxlink.storage.database import connection
 from pbxlink.storage.models import Callback, CallbackAttempt
 from tests.unit.test_storage import db, pg_server  # noqa: F401  (fixtures: each test runs on both)
@@ -238,8 +238,8 @@ def test_the_calls_an_attempt_made_are_found_by_their_origin() -> None:
     )
     save_call(rec)
     save_call(CallRecord(pbx="main", call_id="1.6", direction="inbound", started_at=T0, caller=NUMBER))
-    assert [(c.call_id, c.origin) for c in store.calls_of("tag-9")] == [("1.5", "tag-9")]
-    assert store.calls_of("other") == []
+    assert [(c.call_id, c.origin) for c in by_origin("tag-9")] == [("1.5", "tag-9")]
+    assert by_origin("other") == []
 
 
 # --- what the panel does --------------------------------------------------------------------------

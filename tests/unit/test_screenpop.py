@@ -428,3 +428,22 @@ def test_extensions_of_a_user_and_what_an_agent_may_see() -> None:
     assert not agent.can_see({"agent": "301", "agents": ["301"]})
     assert PanelUser(User(username="bob", role="agent", extension=None)).extensions == ()
     assert not PanelUser(User(username="bob", role="agent", extension=None)).can_see({"agent": None})
+
+
+def test_an_agent_first_campaign_call_pops_the_contact_it_is_about_to_dial(hub, make) -> None:
+    tag = "0b0c6c8e-54f4-4a59-9d7e-1f1fa1a3e0d1"
+    contact = {
+        "campaign": "renewals",
+        "name": "Ada Lovelace",
+        "number": NUMBER,
+        "fields": {"DUE": "2026-12-01"},
+    }
+    service = make(FakeSource({NUMBER: (ADA,)}), campaign_contact={tag: contact}.get)
+    listener = hub.listen(["201"])
+    # the agent rings first: the contact's number is not on the call yet
+    rec = call(direction="outbound", caller="201", caller_name=None, origin=tag)
+    rec.callee = None
+    ring(service, rec, "201")
+    pop = until(listener, lambda p: p["lookup"] == "found")
+    assert pop["campaign"] == contact
+    assert pop["call"]["number"] == NUMBER and pop["contact"]["name"] == "Ada Lovelace"

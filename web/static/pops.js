@@ -167,7 +167,9 @@
     if (mine.size > 1) head.append(el("span", "pop-ext", "on " + p.agent));
     card.append(head);
 
-    card.append(el("h2", "pop-name", contact ? contact.name : p.call.caller_name || "Unknown caller"));
+    const listed = p.campaign;  // an agent-first campaign call: whom pbxlink is about to dial
+    const fallback = (listed && listed.name) || p.call.caller_name || "Unknown caller";
+    card.append(el("h2", "pop-name", contact ? contact.name : fallback));
     if (p.call.caller_name && (!contact || contact.name !== p.call.caller_name)) {
       card.append(el("p", "pop-callerid", "Caller ID name: " + p.call.caller_name));
     }
@@ -175,6 +177,10 @@
     if (contact) {
       fact(facts, "Company", contact.company);
       fact(facts, "Owner", contact.owner);
+    }
+    if (listed) {
+      fact(facts, "Campaign", listed.campaign);
+      for (const [key, value] of Object.entries(listed.fields || {})) fact(facts, key, value);
     }
     fact(facts, "Queue", p.call.queue);
     fact(facts, "Call", p.call.direction + (p.call.started_at ? " since " + clock(p.call.started_at) : ""));
