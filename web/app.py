@@ -22,6 +22,7 @@ from . import (
     callback_requests,
     callbacks,
     calls,
+    campaigns,
     crm,
     outbox,
     pops,
@@ -84,6 +85,7 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     app.register_blueprint(callback_policies.bp)  # before callbacks.bp: /callbacks/policies is not an id
     app.register_blueprint(callbacks.bp)
     app.register_blueprint(callbacks.api_bp)
+    campaigns.register(app)  # campaigns, their imports, the do-not-call list, and their API
     csrf.exempt(api.bp)  # JSON for bearer tokens: not ambient credentials
     csrf.exempt(crm.hooks)  # called by the CRMs, authenticated by the secret in the URL
     csrf.exempt(callback_requests.bp)  # posted cross-origin by the business's website: no session to ride
