@@ -53,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("urllib3").setLevel(logging.INFO)  # its DEBUG lines carry URLs: webhook secrets
         return int(args.handler(args, cfg) or 0)
     except (ConfigError, DatabaseOpenError, MigrationError) as exc:
-        return _fail(str(exc), 2)
+        return fail(str(exc), 2)
     except pw.PeeweeException as exc:
-        return _fail(f"database error: {first_line(exc)}", 2)
+        return fail(f"database error: {first_line(exc)}", 2)
     except CommandError as exc:
-        return _fail(str(exc), 1)
+        return fail(str(exc), 1)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `pbxlink calls --json | head`: the reader has all it wants
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_argument("--agent", metavar="EXT", help="calls an agent took part in")
     calls.add_argument("--disposition", choices=("answered", "missed"))
     limit = f"at most N calls (default: all with --json, else {DEFAULT_TABLE_LIMIT})"
-    calls.add_argument("--limit", type=_positive, metavar="N", help=limit)
+    calls.add_argument("--limit", type=positive, metavar="N", help=limit)
     calls.add_argument(
         "--json", action="store_true", help="one JSON object per line, every field of the record"
     )
@@ -223,7 +223,7 @@ def _read_password(name: str) -> str:
 def _user_list(args: argparse.Namespace, cfg: Config) -> int:
     open_database(cfg)
     rows = [
-        [u.username, u.role, u.extension or "-", "yes" if u.active else "no", _local(u.created_at)]
+        [u.username, u.role, u.extension or "-", "yes" if u.active else "no", local_time(u.created_at)]
         for u in User.select().order_by(User.username)
     ]
     print_table(["USER", "ROLE", "EXTENSION", "ACTIVE", "CREATED"], rows)
@@ -305,7 +305,7 @@ def _recordings_scan(args: argparse.Namespace, cfg: Config) -> int:
 def _table_row(c: dict[str, Any]) -> list[str]:
     return [
         str(c["id"]),
-        _local(c["started_at"]),
+        local_time(c["started_at"]),
         c["direction"],
         c["caller"] or "-",
         c["callee"] or "-",
@@ -332,7 +332,7 @@ def duration(value: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-def _local(value: datetime | str) -> str:
+def local_time(value: datetime | str) -> str:
     when = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
@@ -343,7 +343,7 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
@@ -374,7 +374,7 @@ def _when(text: str, end_of_day: bool) -> datetime:
     return datetime.combine(day, time()).astimezone(UTC)
 
 
-def _fail(message: str, status: int) -> int:
+def fail(message: str, status: int) -> int:
     print(f"pbxlink: error: {message}", file=sys.stderr)
     return status
 

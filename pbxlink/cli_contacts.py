@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pbxlink.cli import CommandError, _fail, _local, _positive, print_table
+from pbxlink.cli import CommandError, fail, local_time, positive, print_table
 from pbxlink.config import Config
 from pbxlink.services.contact_import import ImportStats, rejects_folder, run_import
 from pbxlink.services.contact_rows import CHOICES, FIELDS, columns, read_header, suggest_mapping
@@ -73,7 +73,7 @@ def add_commands(commands: Any, command: Any, group: Any, campaign_group: Any) -
         "--search", metavar="TEXT", help="entries whose number has these digits or reason this text"
     )
     show.add_argument(
-        "--limit", type=_positive, metavar="N", default=DEFAULT_LIST_LIMIT, help="at most N entries"
+        "--limit", type=positive, metavar="N", default=DEFAULT_LIST_LIMIT, help="at most N entries"
     )
 
 
@@ -96,7 +96,7 @@ def _campaign_import(args: argparse.Namespace, cfg: Config) -> int:
         mapping = _mapping(headers, dict(args.map))
         plan = columns(headers, mapping)
     except CsvFileError as exc:
-        return _fail(f"{args.file}: {exc}", 2)
+        return fail(f"{args.file}: {exc}", 2)
     keys = {header: key for _, header, key in plan.custom}
     width = max(len(h) for h in headers)
     print(f"columns of {args.file.name}:")
@@ -110,7 +110,7 @@ def _campaign_import(args: argparse.Namespace, cfg: Config) -> int:
     )  # fmt: skip
     _clear_bar()
     if row.status != "done":
-        return _fail(f"{args.file}: {row.error}", 2)
+        return fail(f"{args.file}: {row.error}", 2)
     where = f"; rejected rows in {row.rejects_path}" if row.rejects_path else ""
     print(
         f"{row.rows:,} rows: {row.accepted:,} imported, {row.rejected:,} rejected, "
@@ -138,7 +138,7 @@ def _dnc_add(args: argparse.Namespace, cfg: Config) -> int:
         print(f"added {entry.number} to the do-not-call list")
     else:
         why = f" ({entry.reason})" if entry.reason else ""
-        print(f"{entry.number} is already on the do-not-call list since {_local(entry.added_at)}{why}")
+        print(f"{entry.number} is already on the do-not-call list since {local_time(entry.added_at)}{why}")
     return 0
 
 
@@ -161,7 +161,7 @@ def _dnc_import(args: argparse.Namespace, cfg: Config) -> int:
         stats: DncImportStats = import_dnc(args.file, args.encoding, BY, bar)
     except CsvFileError as exc:
         _clear_bar()
-        return _fail(f"{args.file}: {exc}", 2)
+        return fail(f"{args.file}: {exc}", 2)
     _clear_bar()
     for problem in stats.problems:
         print(problem, file=sys.stderr)
@@ -180,7 +180,7 @@ def _dnc_list(args: argparse.Namespace, cfg: Config) -> int:
     if entries:
         print_table(
             ["NUMBER", "REASON", "ADDED BY", "ADDED"],
-            [[e.number, e.reason or "-", e.added_by or "-", _local(e.added_at)] for e in entries],
+            [[e.number, e.reason or "-", e.added_by or "-", local_time(e.added_at)] for e in entries],
         )
     more = " (use --limit N for more)" if total > len(entries) else ""
     print(f"{len(entries)} of {total} entries{more}")

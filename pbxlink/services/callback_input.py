@@ -53,7 +53,7 @@ def web_number(typed: object, phones: PhoneNumbers) -> str:
         or shortnumberinfo.is_valid_short_number(parsed)
         or len(national) < MIN_DIGITS - 2  # no numbering plan has subscriber numbers this short
     ):
-        raise ValueError("short codes, service and emergency numbers cannot be called back")
+        raise ValueError("short codes, service and emergency numbers cannot be dialled")
     length = phonenumbers.is_possible_number_with_reason(parsed)
     if length in _LENGTH:
         raise ValueError(_LENGTH[length])
@@ -63,7 +63,7 @@ def web_number(typed: object, phones: PhoneNumbers) -> str:
         )
     paid = _PAID.get(phonenumbers.number_type(parsed))
     if paid is not None:
-        raise ValueError(f"{paid} cannot be called back")
+        raise ValueError(f"{paid} cannot be dialled")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -225,7 +225,7 @@ def test_hostile_input_is_refused_clearly_and_nothing_reaches_the_pbx(
 def test_the_refusals_read_as_sentences(site: Site) -> None:
     answers = {
         "+14155550100\r\nAction: Originate": "The number may not contain line breaks or control characters.",
-        "12345": "Short codes, service and emergency numbers cannot be called back.",
+        "12345": "Short codes, service and emergency numbers cannot be dialled.",
         "": "Please enter your phone number.",
     }
     for number, message in answers.items():

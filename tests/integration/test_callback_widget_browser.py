@@ -136,7 +136,7 @@ def test_a_visitor_asks_for_a_call_from_the_shops_page(served: dict[str, Any], b
 def test_a_bad_number_shows_the_apis_reason_and_marks_the_field(served: dict[str, Any], browser: Any) -> None:
     page = visit(browser, served["shop"].url())
     status = submit(page, "12345")
-    expect(status).to_have_text("Short codes, service and emergency numbers cannot be called back.")
+    expect(status).to_have_text("Short codes, service and emergency numbers cannot be dialled.")
     number = page.get_by_label("Your phone number")
     expect(number).to_have_attribute("aria-invalid", "true")
     expect(number).to_be_focused()

@@ -198,8 +198,8 @@ def test_each_bad_row_is_refused_with_its_reason_and_the_import_goes_on(tmp_path
     assert reasons == {
         3: "no phone number",
         4: "number 'hello': a phone number holds only digits, spaces and + ( ) - . /",
-        5: "number '+1 900 555 0100': premium-rate numbers cannot be called back",
-        6: "number '911': short codes, service and emergency numbers cannot be called back",
+        5: "number '+1 900 555 0100': premium-rate numbers cannot be dialled",
+        6: "number '911': short codes, service and emergency numbers cannot be dialled",
         7: "5 cells where the header has 4",
         8: "time zone 'Mars/Olympus' is not a zone name such as Europe/Paris or America/Chicago",
         9: "column 'Note' is 201 characters, over the 200 allowed",
