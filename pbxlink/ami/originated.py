@@ -9,8 +9,10 @@ pbxlink's `Originate Channel: Local/<endpoint>@<context>` makes a Local pair: it
 (`;2`) rings the first party (an agent, a queue's members, or for a customer-first callback the
 customer); once someone answers there, the near half (`;1`) runs the originate's Context/Exten.
 Reaching the first party is not the call's answer: that is the second party (the customer an
-agent calls, the agent a waiting customer reaches) answering. Other Originates keep the plain
-reading (the captures inject their callers that way: their `;2` is the caller's side).
+agent calls, the agent a waiting customer reaches) answering; except in a campaign's broadcast,
+whose contact is the only party (the OriginateResponse's Context, ending in `-broadcast`, says so).
+Other Originates keep the plain reading (the captures inject their callers that way: their `;2`
+is the caller's side).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pbxlink.ami.channels import local_half
 from pbxlink.ami.control import ORIGINATE_ACTION, TAG_VARIABLE
 from pbxlink.ami.resync import Resync
 from pbxlink.domain.agent_map import AgentMap
-from pbxlink.domain.call_state import CallState, Chan
+from pbxlink.domain.call_state import BROADCAST_SUFFIX, CallState, Chan
 from pbxlink.domain.calls import CallEvent
 from pbxlink.domain.headers import Event, field
 
@@ -39,6 +41,8 @@ ENDPOINT_EVENTS = frozenset(
     }
 )
 _CHANVAR_PREFIX = f"{TAG_VARIABLE}="
+#: AMD()'s AMDSTATUS -> CallRecord.amd (HANGUP: the caller hung up before it could tell)
+AMD_STATUS = {"HUMAN": "human", "MACHINE": "machine", "NOTSURE": "notsure"}
 
 
 def rings_endpoint(state: CallState, chan: Chan) -> bool:
@@ -51,6 +55,15 @@ def rings_endpoint(state: CallState, chan: Chan) -> bool:
         and chan.originated
         and chan.local is not None
         and chan.local.half == 2
+    )
+
+
+def runs_broadcast(state: CallState, chan: Chan) -> bool:
+    """`;1` of pbxlink's originate runs a broadcast context (after our restart, the one sign left)."""
+    return (
+        state.record.origin is not None
+        and chan.uniqueid in state.caller_uids
+        and chan.context.endswith(BROADCAST_SUFFIX)
     )
 
 
@@ -92,9 +105,10 @@ class Originated(Resync):
             return []
         uid, channel = field(event, "Uniqueid"), field(event, "Channel")
         state = self._calls.get(self._chan_call.get(uid) or self._call_of_channel(channel) or "")
-        if state is not None:
-            state.placed(action[len(ORIGINATE_ACTION) :])
-        return []
+        if state is None:
+            return []
+        state.placed(action[len(ORIGINATE_ACTION) :])
+        return state.mark_broadcast() if field(event, "Context").endswith(BROADCAST_SUFFIX) else []
 
     def _call_of_channel(self, name: str) -> str | None:
         for state in self._calls.values():
@@ -103,23 +117,34 @@ class Originated(Resync):
         return None
 
     def _on_endpoint(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
-        """The far half of an originated pair rings the first party: no ring, no answer of the call.
+        """The far half of an originated pair rings the first party: not the call's answer.
 
-        An agent who answers there places the rest of the call; a first party that does not
-        answer (busy, no answer) says why the call was missed. A queue rung there is the call's queue.
+        An agent rung there rings (their screen-pop, the call's tag on it); one who answers places
+        the rest of the call; a first party that does not answer (busy, no answer) says why the
+        call was missed; a contact who answers there answers a broadcast. A queue rung there is
+        the call's queue.
         """
         name, dest = field(event, "Event"), field(event, "DestChannel")
+        dest_uid = field(event, "DestUniqueid")
+        agent = self.agents.agent(dest) or (self._member_agent(event) if name.startswith("Agent") else None)
         if name in ("QueueCallerJoin", "AgentCalled"):
             state.record.queue = field(event, "Queue") or state.record.queue
-        elif name == "DialBegin":
+        if name in ("DialBegin", "AgentCalled") and agent is not None and dest_uid:
             self._mark_pair(state, dest, "dialled")
+            return state.ring(dest_uid, agent, at, offer=False)  # the agent's screen-pop, tag and all
+        if name == "DialBegin":
+            self._mark_pair(state, dest, "dialled")
+        elif name == "AgentRingNoAnswer":
+            return state.ring_ended(dest_uid, "NOANSWER", at)
         elif name in ("DialEnd", "AgentConnect"):
-            agent = self.agents.agent(dest) or (self._member_agent(event) if name == "AgentConnect" else None)
             status = "ANSWER" if name == "AgentConnect" else field(event, "DialStatus")
             if status != "ANSWER":
-                state.ring_ended(field(event, "DestUniqueid"), status, at)
-            elif agent is not None:
+                return state.ring_ended(dest_uid, status, at)
+            state.ringing.pop(dest_uid, None)
+            if agent is not None:
                 self._answered_by(state, chan, agent)
+            else:
+                return state.reached(at)
         return []
 
     @staticmethod

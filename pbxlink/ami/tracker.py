@@ -4,6 +4,12 @@ Pure and synchronous (no sockets, no clock, no database): the client feeds it on
 event at a time with the event's time, which is what lets the tests replay a real
 capture byte for byte. One call per Linkedid; channels join a call by Uniqueid. The calls
 pbxlink's own Originates make carry their tag (see pbxlink.ami.originated).
+
+A campaign's broadcast is answered when its contact picks up (the DialEnd ANSWER of the Local
+pair's `;2`), known to be a broadcast by the Context (ending in `-broadcast`) of its
+OriginateResponse or of its `;1`; a customer-first callback, whose customer is reached the same
+way, stays unanswered until an agent takes it. AMD()'s verdict is the AMDSTATUS VarSet on any
+channel of the call (HUMAN, MACHINE, NOTSURE; HANGUP says nothing).
 """
 
 from __future__ import annotations
@@ -14,7 +20,15 @@ from datetime import datetime
 
 from pbxlink.ami.channels import agent_map, local_half, looks_external
 from pbxlink.ami.control import TAG_VARIABLE
-from pbxlink.ami.originated import ENDPOINT_EVENTS, ORIGINATE_ACTION, Originated, chanvar_tag, rings_endpoint
+from pbxlink.ami.originated import (
+    AMD_STATUS,
+    ENDPOINT_EVENTS,
+    ORIGINATE_ACTION,
+    Originated,
+    chanvar_tag,
+    rings_endpoint,
+    runs_broadcast,
+)
 from pbxlink.domain.agent_map import AgentMap
 from pbxlink.domain.call_state import CallState, Chan
 from pbxlink.domain.calls import CallEvent, CallRecord, CallStarted, CallUpdated
@@ -24,7 +38,7 @@ log = logging.getLogger(__name__)
 
 _UNKNOWN = {"", "<unknown>", "<Unknown>"}
 #: the only channel variables that change a record
-_VARIABLES = {"MIXMONITOR_FILENAME", "QUEUESTATUS", TAG_VARIABLE}
+_VARIABLES = {"MIXMONITOR_FILENAME", "QUEUESTATUS", "AMDSTATUS", TAG_VARIABLE}
 
 
 def _known(value: str) -> str | None:
@@ -93,6 +107,8 @@ class AmiTracker(Originated):
             state, chan, started = located
             if state.record.origin is None and (tag := chanvar_tag(event)):
                 state.placed(tag)
+            if not state.broadcast and runs_broadcast(state, chan):
+                started += state.mark_broadcast()
             if name in ENDPOINT_EVENTS and rings_endpoint(state, chan):
                 return started + self._on_endpoint(state, chan, event, at)
             return started + handler(state, chan, event, at)
@@ -220,6 +236,8 @@ class AmiTracker(Originated):
             state.queue_status(value)
         elif variable == TAG_VARIABLE:
             state.placed(value)
+        elif variable == "AMDSTATUS" and value in AMD_STATUS:
+            state.record.amd = AMD_STATUS[value]  # type: ignore[assignment]
         return []
 
     def _on_dial_begin(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:

@@ -4,6 +4,10 @@ The Asterisk and FreeSWITCH trackers route their PBX's events here in one vocabu
 (ring, answer, transfer, hang-up signal, queue outcome); this module decides what they
 mean for the call: who answered, who talked, who hung up, why a call was missed.
 Pure: no I/O, no clock.
+
+A campaign's voice broadcast (pbxlink's originate into a context ending in `-broadcast`) is
+answered when its contact picks up: nobody else need talk. A customer-first callback rings its
+customer the same way but is answered only when an agent takes it: the context tells them apart.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ _QUEUE_STATUS = {
     "JOINUNAVAIL": "not_offered",
     "LEAVEUNAVAIL": "not_offered",
 }
+
+#: a campaign's voice broadcast runs in a dialplan context whose name ends so (`pbxlink-campaign-broadcast`)
+BROADCAST_SUFFIX = "-broadcast"
 
 #: what pbxlink puts in an originate's tag (a uuid): hex digits and dashes, 8 to 64 characters;
 #: anything else is not one of ours
@@ -107,6 +114,8 @@ class CallState:
     transfer_pending: bool = False
     last_agent: str | None = None  # who talked last: the "from" of a transfer no event announced
     last_at: datetime | None = None
+    broadcast: bool = False  # pbxlink's originate into a `-broadcast` context: a campaign's message
+    reached_at: datetime | None = None  # when pbxlink's originate reached its first party, no agent
 
     def placed(self, tag: str) -> None:
         """pbxlink placed this call with an originate tagged `tag`; the first valid tag wins.
@@ -125,14 +134,41 @@ class CallState:
             rec.callee = None  # the agent's own extension (or queue) it rings first is not whom it calls
         rec.direction = "outbound"
 
+    # --- a campaign's broadcast ------------------------------------------------------------------
+
+    def reached(self, at: datetime) -> list[CallEvent]:
+        """pbxlink's originate reached its first party (not an agent) at `at`: a broadcast's answer."""
+        if self.reached_at is None or at < self.reached_at:
+            self.reached_at = at
+        return self._picked_up()
+
+    def mark_broadcast(self) -> list[CallEvent]:
+        """The call is a broadcast (the wire showed its context): the contact's pick-up is its answer."""
+        self.broadcast = True
+        return self._picked_up()
+
+    def _picked_up(self) -> list[CallEvent]:
+        rec, at = self.record, self.reached_at
+        if not self.broadcast or at is None:
+            return []
+        if rec.answered_at is None:
+            return self.answer(None, at)
+        if at < rec.answered_at:  # learnt late (FreeSWITCH says it at the hang-up): the earlier time wins
+            rec.answered_at = at
+            rec.wait_seconds = seconds(at - (self.offered_at or rec.started_at))
+        return []
+
     # --- answering and talking -------------------------------------------------------------
 
     def offer(self, at: datetime) -> None:
         if self.offered_at is None:
             self.offered_at = at
 
-    def ring(self, dest_uid: str, agent: str, at: datetime) -> list[CallEvent]:
-        self.offer(at)
+    def ring(self, dest_uid: str, agent: str, at: datetime, *, offer: bool = True) -> list[CallEvent]:
+        """An agent's phone rings; `offer` false for the agent pbxlink's originate rings first (agent
+        first): that is not the customer waiting, whose wait starts when they are dialled."""
+        if offer:
+            self.offer(at)
         if dest_uid in self.ringing or self.record.ended_at is not None:
             return []
         self.ringing[dest_uid] = agent
@@ -169,6 +205,8 @@ class CallState:
             events += self.transfer(self.last_agent, agent, "redirect", at)
         self.transfer_pending = False
         self.hangup_by = None  # whoever hung up before this answer did not end the call
+        if agent is not None and rec.agent is None:
+            rec.agent = agent  # the first agent of a call its far party answered (a broadcast's press 1)
         if agent is not None and agent not in rec.agents:
             rec.agents.append(agent)
         if agent is not None:
@@ -212,7 +250,10 @@ class CallState:
         if chan.local is None:
             person = requested
         else:  # a request on a Local half echoes what its partner half did
-            person = chan.is_phone_side(3 - chan.local.half if requested else chan.local.half)
+            half = 3 - chan.local.half if requested else chan.local.half
+            person = chan.is_phone_side(half)
+            if self.record.origin is not None and chan.originated and chan.agent is None:
+                person = half == 2  # pbxlink's own wire: `;2` reaches the party, `;1` runs the dialplan
         self.hung_up(chan, person)
 
     def may_end_call(self, chan: Chan) -> bool:
@@ -257,6 +298,8 @@ class CallState:
             rec.disposition = "answered"
             rec.miss_reason = None
             rec.talk_seconds = round(self.talk_total, 3)
+            if self.broadcast:  # the contact was on the line from the pick-up to the end
+                rec.talk_seconds = seconds(at - rec.answered_at)
         else:
             rec.disposition = "missed"
             rec.miss_reason = self._miss_reason()  # type: ignore[assignment]

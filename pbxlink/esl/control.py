@@ -77,13 +77,14 @@ class EslControl:
         else:
             number = _match("exten", req.exten, EXTENSION, "an extension or number")
             target = f"{number} XML {_match('context', req.context, CONTEXT, 'a dialplan context')}"
-        name, cid = _caller_id(req.caller_id, number)
         tag = req.the_tag()
-        variables = {
-            "origination_caller_id_number": cid,
-            "origination_caller_id_name": name,
-            "originate_timeout": str(_timeout(req.timeout_s)),
-        }
+        variables: dict[str, str] = {}
+        if req.caller_id is not None or not _outside(req.endpoint):
+            # An agent's phone shows whom it is about to call; an outside number rung first (a
+            # broadcast with no caller ID set) shows the site's own outbound caller ID.
+            name, cid = _caller_id(req.caller_id, number)
+            variables = {"origination_caller_id_number": cid, "origination_caller_id_name": name}
+        variables["originate_timeout"] = str(_timeout(req.timeout_s))
         for key, value in req.variables.items():
             if _match("variables", key, VARIABLE, "a channel variable name") == TAG_VARIABLE:
                 raise ValueError(f"variables: {TAG_VARIABLE} is set by pbxlink itself")

@@ -9,6 +9,11 @@ before its CHANNEL_CREATE: every channel event carries enough to place the leg.
 A call pbxlink's `originate` made carries its tag: the `pbxlink_tag` variable on its legs, or the
 `+OK <uuid>` of the BACKGROUND_JOB whose Job-UUID is the tag. The phones one originate rings at
 once (a queue's members) share the tag and are one call; the ones that lose the race end nothing.
+
+A campaign's broadcast is answered when its contact picks up; a customer-first callback, whose
+customer is rung first the same way, only when an agent takes it: the context the originate sent
+the contact's leg to (`*-broadcast`) tells them apart. That, and mod_avmd's verdict (CallRecord.amd),
+are read by pbxlink.esl.broadcast.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pbxlink.domain.agent_map import AgentMap
 from pbxlink.domain.call_state import CallState, Chan
 from pbxlink.domain.calls import CallEvent, CallRecord, CallStarted
 from pbxlink.domain.headers import Event, field
+from pbxlink.esl.broadcast import AVMD_EVENTS, on_avmd, on_leg
 from pbxlink.esl.channels import DIAL_STATUS, agent_map, loopback_half
 from pbxlink.esl.control import TAG_VARIABLE
 from pbxlink.esl.queue import on_callcenter
@@ -82,6 +88,7 @@ class EslTracker(Resync):
             "HEARTBEAT",
             "CUSTOM",
             "callcenter::info",
+            *AVMD_EVENTS,
         )
 
     # --- the event stream ----------------------------------------------------------------------
@@ -95,16 +102,17 @@ class EslTracker(Resync):
             if name == "BACKGROUND_JOB":
                 return self._on_job(event)
             if name == "CUSTOM":
-                if field(event, "Event-Subclass") != "callcenter::info":
-                    return []
-                state = self._calls.get(self._chan_call.get(field(event, "CC-Member-Session-UUID"), ""))
-                return on_callcenter(state, event, at) if state else []
+                return self._on_custom(event, at)
             located = self._locate(name, event, at)
             if located is None:
                 return []
             state, chan, started = located
             if state.record.origin is None and (tag := field(event, _TAG)):
                 state.placed(tag)
+            if state.record.origin is not None:
+                # the contact's leg (the call's own), or either half of the loopback that reaches them
+                first = chan.uniqueid == state.origin or chan.uniqueid in state.caller_uids
+                started += on_leg(state, event, first and chan.agent is None)
             handler = self._handlers.get(name)
             return started + (handler(state, chan, event, at) if handler else [])
         except Exception:
@@ -197,6 +205,17 @@ class EslTracker(Resync):
         self._calls[uuid] = state
         return state
 
+    def _on_custom(self, event: Event, at: datetime) -> list[CallEvent]:
+        """mod_callcenter's queue events, and mod_avmd's verdict on a leg (neither carries channel data)."""
+        subclass = field(event, "Event-Subclass")
+        uuid = field(event, "CC-Member-Session-UUID" if subclass == "callcenter::info" else "Unique-ID")
+        state = self._calls.get(self._chan_call.get(uuid, ""))
+        if state is None:
+            return []
+        if subclass in AVMD_EVENTS:
+            on_avmd(state, event)
+        return on_callcenter(state, event, at) if subclass == "callcenter::info" else []
+
     def _on_job(self, event: Event) -> list[CallEvent]:
         """pbxlink's `bgapi originate` done: `+OK <uuid>` names the leg it made; its call gets the tag.
 
@@ -233,6 +252,9 @@ class EslTracker(Resync):
             state.caller_uids.add(uuid)
         state.channels[uuid] = chan
         self._chan_call[uuid] = state.record.call_id
+        if uuid in state.caller_uids and chan.agent and state.record.origin and not state.record.answered_at:
+            # an agent pbxlink's originate rings first: their screen-pop, the call's tag on it
+            return chan, state.ring(f"agent:{chan.agent}", chan.agent, at, offer=False)
         if uuid in state.caller_uids or chan.helper or not dialled:
             return chan, []
         rec = state.record
@@ -269,13 +291,14 @@ class EslTracker(Resync):
 
     def _on_hangup(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
         cause = field(event, "Hangup-Cause")
+        events: list[CallEvent] = []
         if chan.agent is not None and chan.agent not in state.talking:
-            state.ring_ended(f"agent:{chan.agent}", DIAL_STATUS.get(cause, "CANCEL"), at)
+            events = state.ring_ended(f"agent:{chan.agent}", DIAL_STATUS.get(cause, "CANCEL"), at)
         elif _first_party_unreached(state, chan, event):  # pbxlink's originate rang a customer in vain
             state.ring_ended("", DIAL_STATUS.get(cause, "CHANUNAVAIL"), at)
         if cause == "LOSE_RACE":  # another phone rung at once answered first: this leg ends nothing
             chan.hangup_requested = True
-            return []
+            return events
         if cause == "SYSTEM_SHUTDOWN" and state.may_end_call(chan):
             state.hung_up(chan, person=False)
         elif chan.local is not None:
@@ -288,7 +311,7 @@ class EslTracker(Resync):
             c.agent == chan.agent and not c.hangup_requested for c in state.channels.values()
         ):
             state.leave(chan.agent, at)
-        return []
+        return events
 
     def _on_gone(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
         dial_status = field(event, "variable_DIALSTATUS")
@@ -302,15 +325,14 @@ class EslTracker(Resync):
         if self._first_hangup.get(state.record.call_id) == chan.uniqueid and state.hangup_by is None:
             disposition = field(event, "variable_sip_hangup_disposition")
             state.hung_up(chan, person=not disposition or disposition.startswith("recv_"))
-        if not chan.hangup_requested:
-            self._on_hangup(state, chan, event, at)
+        events = [] if chan.hangup_requested else self._on_hangup(state, chan, event, at)
         del state.channels[chan.uniqueid]
         self._chan_call.pop(chan.uniqueid, None)
         self._ended[chan.uniqueid] = None  # the leg's stragglers must not start a call
         if state.channels:
-            return []
+            return events
         self._first_hangup.pop(state.record.call_id, None)
-        return self._finish(state, at)
+        return events + self._finish(state, at)
 
     def _on_record(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
         path = field(event, "Record-File-Path") or field(event, "variable_recording_file")

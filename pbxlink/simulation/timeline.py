@@ -33,6 +33,7 @@ class ExpectedCall:
     started_at: float
     ended: bool = True
     origin: str | None = None  # the tag of the pbxlink originate that placed the call
+    amd: str | None = None  # what answering-machine detection made of the answering party
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -226,3 +226,16 @@ def test_an_originate_that_fails_on_the_pbx_is_logged(caplog: pytest.LogCaptureF
         f"ESL fs: originate user/201 to +15557654321 (tag {busy.tag}) failed: -ERR USER_BUSY" in messages[0]
     )
     assert lost.tag in messages[1] and "link lost" in messages[1] and ok.tag not in "".join(messages)
+
+
+def test_a_broadcast_without_a_caller_id_shows_the_sites_own_not_its_extension() -> None:
+    link = FakeLink()
+    control = EslControl("fs", link)
+    control.originate(
+        OriginateRequest(endpoint="+15557654321", exten="s", context="pbxlink-campaign-broadcast")
+    )
+    ((command, _),) = link.bgapi_sent
+    assert "origination_caller_id" not in command
+    assert (
+        command.startswith("originate {originate_timeout=30,") and "loopback/+15557654321/default" in command
+    )

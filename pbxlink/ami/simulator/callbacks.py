@@ -51,7 +51,7 @@ class Originate:
 
 
 @dataclass
-class _Callback:
+class Callback:
     """A callback while it plays: its channels and bridges, and when it was offered and answered."""
 
     b: CallBuilder
@@ -152,13 +152,13 @@ class _Callback:
         )
 
 
-def _originated(b: CallBuilder, site: Site, o: Originate) -> _Callback:
+def originated(b: CallBuilder, site: Site, o: Originate) -> Callback:
     """The Local pair, the originate's variables on `;1`, and the originate dialling `;1`."""
     near, far = b.local_pair(o.endpoint, o.dial_context, o.cid)
     for name, value in o.variables:
         b.var(near, name, value)
     b.emit("DialBegin", "call", *near.snapshot("Dest"), ("DialString", f"{o.endpoint}@{o.dial_context}"))
-    return _Callback(b, site, o, near, far, [near, far])
+    return Callback(b, site, o, near, far, [near, far])
 
 
 def agent_first(
@@ -172,7 +172,7 @@ def agent_first(
     remote_ring: float,
 ) -> ExpectedCall:
     """The endpoint (one agent, or a queue ringing `agents`) answers; then the customer (Exten) is dialled."""
-    call = _originated(b, site, o)
+    call = originated(b, site, o)
     far = call.far
     if queue is None:
         agent = agents[0]
@@ -221,19 +221,10 @@ def agent_first(
     return call.expect(agent, o.exten, agent, queue, None, by)
 
 
-def customer_first(
-    b: CallBuilder,
-    site: Site,
-    o: Originate,
-    customer: Behaviour,
-    queue: str,
-    agents: list[str],
-    answer: Answer,
-    customer_ring: float,
-) -> ExpectedCall:
-    """The customer (the endpoint) answers, hears a message and waits in `queue`, where `agents` ring."""
-    call = _originated(b, site, o)
-    far = call.far
+def reach_customer(call: Callback, customer: Behaviour, ring: float) -> Channel | ExpectedCall:
+    """`;2` dials the customer (the endpoint) through the trunk: their phone once they answered, or
+    the missed call's outcome (busy, no answer)."""
+    b, o, far = call.b, call.o, call.far
     b.exten(far, "Dial", f"PJSIP/{o.endpoint}@trunk,{int(o.timeout)}")
     phone = call.new("trunk", (o.endpoint, "<unknown>"), "from-trunk")
     b.dial("DialBegin", far, phone, ("DialString", f"{o.endpoint}@trunk"))
@@ -247,11 +238,29 @@ def customer_first(
         b.wait(o.timeout)
         call.unreached(phone, "NOANSWER")
         return call.expect(None, o.endpoint, None, None, "no_answer", "system")
-    b.wait(customer_ring)
+    b.wait(ring)
     b.newstate(phone, 6)
     b.dial("DialEnd", far, phone, ("DialStatus", "ANSWER"))
     call.bridge(phone, far)
     call.reached()
+    return phone
+
+
+def customer_first(
+    b: CallBuilder,
+    site: Site,
+    o: Originate,
+    customer: Behaviour,
+    queue: str,
+    agents: list[str],
+    answer: Answer,
+    customer_ring: float,
+) -> ExpectedCall:
+    """The customer (the endpoint) answers, hears a message and waits in `queue`, where `agents` ring."""
+    call = originated(b, site, o)
+    phone = reach_customer(call, customer, customer_ring)
+    if isinstance(phone, ExpectedCall):
+        return phone
     near = call.near
     b.exten(near, "Playback", "pbxlink/callback-intro")
     b.wait(MESSAGE_SECONDS)

@@ -14,12 +14,13 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from pbxlink.ami.simulator import callbacks
+from pbxlink.ami.simulator import broadcast, callbacks
 from pbxlink.ami.simulator.builder import CallBuilder, Ids
 from pbxlink.ami.simulator.flow import Answer, Caller, Site
 from pbxlink.ami.simulator.scenarios import click_to_call, direct_call, queue_call
 from pbxlink.ami.simulator.wire import Headers, encode, format_timestamp
 from pbxlink.simulation.callbacks import Customers, customer_first, free_members, queue_of
+from pbxlink.simulation.callbacks import broadcast as is_broadcast
 from pbxlink.simulation.timeline import BulkStream, CallTimeline, ExpectedCall, merge
 from pbxlink.simulation.traffic import TrafficMix
 
@@ -128,9 +129,10 @@ class SyntheticPbx:
         customers: Customers | None = None,
     ) -> CallTimeline | Headers:
         """AMI Originate. `PJSIP/201` rings and answers, then `number` rings (click-to-call);
-        `Local/<endpoint>@<context>` plays a callback (agent or customer first, by `context`), the
-        customer doing what `customers` says. One that fails before any channel exists (an unknown
-        endpoint, a customer-first callback to a customer marked `fail`) is only its OriginateResponse."""
+        `Local/<endpoint>@<context>` plays a callback (agent or customer first, by `context`) or a
+        campaign's broadcast, the customer doing what `customers` says. One that fails before any
+        channel exists (an unknown endpoint, a customer marked `fail` rung first) is only its
+        OriginateResponse."""
         local = re.fullmatch(r"Local/([^@/;]+)@([^/;]+)(?:/n)?", channel)
         b = self._builder(start)
         answer, ring = self._answer(), self._uniform(self.mix.ring)
@@ -148,6 +150,14 @@ class SyntheticPbx:
         )
         customers = customers or Customers()
         failed = [("Event", "OriginateResponse"), ("Privilege", "call,all"), *o.response(None, "0")]
+        if is_broadcast(context):
+            if customers[endpoint] == "fail":
+                return failed
+            queue = queue_of(dict(variables).get("PBXLINK_QUEUE", ""), self.queues, QUEUE_DIDS)
+            pressed = queue is not None and customers[endpoint] == "press1"
+            agents = free_members(self.queues, self.busy_until, queue, start, 2) if pressed else []
+            expected = broadcast.broadcast(b, self.site, o, customers[endpoint], queue, agents, answer, ring)
+            return self._done(b, expected, agents[:1])
         if customer_first(context):
             queue = queue_of(number, self.queues, QUEUE_DIDS)
             if queue is None or customers[endpoint] == "fail":

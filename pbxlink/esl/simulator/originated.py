@@ -97,24 +97,42 @@ def customer_first(
     """originate (customer first): the customer's phone rings (showing `shown`); once answered, the leg
     plays a message and waits in `queue`, where the last of `agents` answers. Returns the outcome and
     the customer's leg, whose answer completes the originate."""
-    leg = sofia.to_trunk(b, site, number, shown, None, variables)
-    call = scenarios.Outcome(leg.uuid, "outbound", None, None, number, queue, origin=_tag(variables))
-    sofia.ring(b, leg, None)
-    if customer in ("busy", "no_answer"):
-        b.wait(0.02 if customer == "busy" else timeout)
-        sofia.hangup(b, leg, *_UNREACHED[customer])
-        sofia.report(b, leg)
-        sofia.destroy(b, leg)
-        call.queue = None
-        return call.expect(b, None, customer, "customer" if customer == "busy" else "system", None), leg
-    b.wait(customer_ring)
-    sofia.answer(b, leg)
+    call, leg, missed = reach_customer(b, site, number, shown, customer, customer_ring, timeout, variables)
+    if missed is not None:
+        return missed, leg
+    call.queue = queue
     intro = "ivr/pbxlink-callback.wav"
     playback = b.execute(leg, "playback", intro, complete=False)
     b.wait(MESSAGE_SECONDS)
     b.complete(leg, "playback", intro, playback, "FILE PLAYED")
     expected = scenarios.in_queue(b, site, call, leg, (number, ""), agents, answer, ABANDON_NEVER)
     return expected, leg
+
+
+def reach_customer(
+    b: CallBuilder,
+    site: Site,
+    number: str,
+    shown: tuple[str, str],
+    customer: Behaviour,
+    ring: float,
+    timeout: float,
+    variables: tuple[tuple[str, str], ...],
+) -> tuple[scenarios.Outcome, Leg, ExpectedCall | None]:
+    """The originate's leg to the customer through the trunk rings (showing `shown`): answered, or the
+    missed call's outcome (busy, no answer) as the third item."""
+    leg = sofia.to_trunk(b, site, number, shown, None, variables)
+    call = scenarios.Outcome(leg.uuid, "outbound", None, None, number, origin=_tag(variables))
+    sofia.ring(b, leg, None)
+    if customer in ("busy", "no_answer"):
+        b.wait(0.02 if customer == "busy" else timeout)
+        sofia.hangup(b, leg, *_UNREACHED[customer])
+        sofia.report(b, leg)
+        sofia.destroy(b, leg)
+        return call, leg, call.expect(b, None, customer, "customer" if customer == "busy" else "system", None)
+    b.wait(ring)
+    sofia.answer(b, leg)
+    return call, leg, None
 
 
 def refused_originate(

@@ -15,11 +15,12 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 
-from pbxlink.esl.simulator import originated, scenarios
+from pbxlink.esl.simulator import broadcast, originated, scenarios
 from pbxlink.esl.simulator.flow import Answer, Caller, Site
 from pbxlink.esl.simulator.legs import CallBuilder, Ids
 from pbxlink.esl.simulator.stamp import Switch, restamp
 from pbxlink.simulation.callbacks import Customers, customer_first, free_members, queue_of
+from pbxlink.simulation.callbacks import broadcast as is_broadcast
 from pbxlink.simulation.timeline import BulkStream, CallTimeline, ExpectedCall, merge
 from pbxlink.simulation.traffic import TrafficMix
 
@@ -123,12 +124,33 @@ class SyntheticPbx:
         customers: Customers | None = None,
     ) -> tuple[CallTimeline, str] | str:
         """`originate`: agent first (the agent's phone, or a queue's members at once, rings and answers,
-        then `number` is called), or customer first when `context` says so; the customer does what
-        `customers` says. Returns the call and the leg whose answer (or refusal) completes the
-        originate, or FreeSWITCH's `-ERR <cause>` when no channel could be made.
+        then `number` is called), or customer first, or a campaign's broadcast when `context` says so;
+        the customer does what `customers` says. Returns the call and the leg whose answer (or refusal)
+        completes the originate, or FreeSWITCH's `-ERR <cause>` when no channel could be made.
         """
         customers = customers or Customers()
         b = CallBuilder(self.switch, self.ids, start)
+        if is_broadcast(context):
+            if customers[endpoint] == "fail":
+                return "-ERR NORMAL_TEMPORARY_FAILURE\n"
+            queue = queue_of(dict(variables).get("PBXLINK_QUEUE", ""), self.queues, QUEUE_DIDS)
+            pressed = queue is not None and customers[endpoint] == "press1"
+            agents = free_members(self.queues, self.busy_until, queue, start, 1) if queue and pressed else []
+            timing = (self._uniform(self.mix.ring), timeout)
+            expected, leg = broadcast.broadcast(
+                b,
+                self.site,
+                endpoint,
+                shown,
+                context,
+                customers[endpoint],
+                queue,
+                agents,
+                self.answer(),
+                timing,
+                variables,
+            )
+            return self._done(b, expected, agents), leg.uuid
         if customer_first(context):
             queue = queue_of(number or "", self.queues, QUEUE_DIDS)
             if queue is None or customers[endpoint] == "fail":
