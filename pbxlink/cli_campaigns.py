@@ -15,7 +15,7 @@ from typing import Any
 
 from pbxlink.cli import CommandError, duration, print_table
 from pbxlink.config import Config
-from pbxlink.domain.campaign import DEFAULT_RETRIES, RETRIED, CampaignSettings, RetryRule
+from pbxlink.domain.campaign import DEFAULT_RETRIES, RETRIED, CampaignSettings, RetryRule, check_for_pbx
 from pbxlink.services.campaigns import VERBS, CampaignService
 from pbxlink.services.csv_safe import writer
 from pbxlink.storage import campaigns as store
@@ -97,10 +97,9 @@ def add_commands(group: Any, command: Any) -> None:
 
 def _create(args: argparse.Namespace, cfg: Config) -> int:
     open_database(cfg)
-    if args.pbx not in {p.name for p in cfg.pbx}:
-        raise CommandError(
-            f"no [[pbx]] named {args.pbx!r} in the config ({', '.join(p.name for p in cfg.pbx)})"
-        )
+    kinds = {p.name: p.type for p in cfg.pbx}
+    if args.pbx not in kinds:
+        raise CommandError(f"no [[pbx]] named {args.pbx!r} in the config ({', '.join(kinds)})")
     start, _, end = args.window.partition("-")
     try:
         s = CampaignSettings.checked(
@@ -121,7 +120,7 @@ def _create(args: argparse.Namespace, cfg: Config) -> int:
             ring_timeout=args.ring_timeout,
             retries=_retries(args.retry),
         )
-        store.create(s, "cli")
+        store.create(check_for_pbx(s, kinds[args.pbx]), "cli")
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print(f"created campaign {s.name} (draft): import contacts with `pbxlink campaign import {s.name} FILE`")
@@ -194,7 +193,8 @@ def _status(args: argparse.Namespace, cfg: Config) -> int:
     )
     print(
         f"dialled {p['dialled']:,}: {p['answered']:,} answered ({_rate(p['answer_rate'])}), {p['machine']:,} "
-        f"machines, {p['busy']:,} busy, {p['no_answer']:,} no answer, {p['failed']:,} failed"
+        f"machines, {p['busy']:,} busy, {p['no_answer']:,} no answer, {p['failed']:,} failed, "
+        f"{p['unknown']:,} unknown"
     )
     eta = f"; about {duration(p['eta_seconds'])} left" if p["eta_seconds"] is not None else ""
     print(

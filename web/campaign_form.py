@@ -19,7 +19,14 @@ from flask_login import current_user
 
 from pbxlink.config import Config
 from pbxlink.config.schedule import ScheduleSections
-from pbxlink.domain.campaign import DEFAULT_RETRIES, RETRIED, CampaignSettings, RetryRule, parse_days
+from pbxlink.domain.campaign import (
+    DEFAULT_RETRIES,
+    RETRIED,
+    CampaignSettings,
+    RetryRule,
+    check_for_pbx,
+    parse_days,
+)
 from pbxlink.storage import campaigns as store
 
 from .campaigns import campaign_or_404, manager_required
@@ -137,7 +144,7 @@ def _settings(v: Mapping[str, Any]) -> CampaignSettings:
         )
         for o in RETRIED
     }
-    return CampaignSettings.checked(
+    s = CampaignSettings.checked(
         name=v["name"],
         pbx=v["pbx"],
         mode=v["mode"],
@@ -155,6 +162,7 @@ def _settings(v: Mapping[str, Any]) -> CampaignSettings:
         ring_timeout=_number(v["ring_timeout"], int, "ring_timeout"),
         retries=retries,
     )
+    return check_for_pbx(s, _pbx_types()[s.pbx])
 
 
 def _number(text: str, kind: type[N], field: str) -> N:
@@ -165,8 +173,12 @@ def _number(text: str, kind: type[N], field: str) -> N:
 
 
 def _pbx_names() -> list[str]:
+    return list(_pbx_types())
+
+
+def _pbx_types() -> dict[str, str]:
     config: Config = current_app.extensions["pbxlink.config"]
-    return [p.name for p in config.pbx]
+    return {p.name: p.type for p in config.pbx}
 
 
 @cache

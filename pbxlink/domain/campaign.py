@@ -121,6 +121,18 @@ class CampaignSettings:
         )
 
 
+def check_for_pbx(s: CampaignSettings, pbx_type: str) -> CampaignSettings:
+    """What one kind of PBX needs beyond the settings' own checks; ValueError naming the field."""
+    if pbx_type == "asterisk" and s.mode == "agent_first":
+        # Asterisk rings the queue as Local/<queue>@<dial context>: it needs the number that reaches it.
+        _need(
+            s.queue is not None and s.queue.isdigit(),
+            "queue",
+            "on Asterisk, the number that reaches the queue",
+        )
+    return s
+
+
 def retries_from_json(text: str | None) -> dict[str, RetryRule]:
     """The stored rules over the defaults (a rule not stored keeps its default)."""
     rules = dict(DEFAULT_RETRIES)
@@ -221,7 +233,11 @@ class Plan:
             context=f"{context}-agent-first",
             caller_id=s.caller_id,
             timeout_s=s.ring_timeout,
-            variables={"PBXLINK_CUSTOMER": number, **variables},
+            variables={
+                "PBXLINK_CUSTOMER": number,
+                **({"PBXLINK_PRESENT": s.caller_id} if s.caller_id else {}),
+                **variables,
+            },
             tag=tag,
         )
 

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 IDLE_S = 1.0  # how long a dialler with nobody to call waits before it looks again
 FULL_S = 0.05  # how long it waits when all its lines are busy
 BATCH = 50  # contacts read per query
+#: how long past its ring time a dial's call may take to show up in the call log (and, after a start,
+#: how long the adapters get to bring back the calls still up) before the dial counts as lost
+MARGIN_S = 15.0
 
 
 @dataclass
@@ -54,7 +57,7 @@ class Dialer(threading.Thread):
         phones: PhoneNumbers,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        margin_s: float = 60.0,
+        margin_s: float = MARGIN_S,
         context: str = "pbxlink-campaign",
     ) -> None:
         super().__init__(name=f"campaign-{campaign_id}", daemon=True)

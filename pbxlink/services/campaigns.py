@@ -26,7 +26,7 @@ from pbxlink.domain.calls import CallEnded, CallEvent, CallRecord
 from pbxlink.domain.campaign import Plan, outcome_of
 from pbxlink.domain.phone import PhoneNumbers, numbers
 from pbxlink.domain.ports import PbxControl
-from pbxlink.services.campaign_dialer import Dialer
+from pbxlink.services.campaign_dialer import MARGIN_S, Dialer
 from pbxlink.services.outbox import describe
 from pbxlink.storage import campaigns as store
 from pbxlink.storage.calls import by_origin
@@ -51,7 +51,7 @@ class CampaignService:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         poll_s: float = 1.0,
-        margin_s: float = 60.0,
+        margin_s: float = MARGIN_S,
         context: str = "pbxlink-campaign",
     ) -> None:
         self.controls = controls
@@ -99,14 +99,20 @@ class CampaignService:
         now = now or self.clock()
         plan = Plan(store.settings_of(campaign))
         outcome = outcome_of(rec, plan.s.mode)
-        if outcome is None:
+        if not rec.end_seen and outcome != "answered":
+            # pbxlink was down when it ended: whether the phone rang, or the line was busy, is not
+            # known; it may have rung, so it is not dialled again
+            why = "the call ended while pbxlink was not connected: its outcome is not known"
+            done = store.finish(tag, "unknown", rec, now, retry_at=None, detail=why)
+        elif outcome is None:
             done = store.finish(tag, "no_agent", rec, now, retry_at=now + NO_AGENT_RETRY, counted=False)
         else:
             retry_at = plan.retry(outcome, contact.attempts, now)
-            if retry_at is not None:
-                retry_at = max(retry_at, plan.next_window(contact.timezones.split(","), retry_at))
+            if retry_at is not None:  # and inside the contact's window
+                retry_at = plan.next_window(contact.timezones.split(","), retry_at)
             done = store.finish(tag, outcome, rec, now, retry_at=retry_at)
         if done is not None:
+            again = store.get_contact(contact.id)
             log.info(
                 "campaign %s: %s %s (attempt %d, call %s)%s",
                 campaign.name,
@@ -114,7 +120,7 @@ class CampaignService:
                 done.outcome,
                 contact.attempts,
                 rec.call_id,
-                "" if outcome is None or retry_at is None else f"; again after {retry_at:%Y-%m-%d %H:%M} UTC",
+                f"; again after {again.next_at:%Y-%m-%d %H:%M} UTC" if again and again.next_at else "",
             )
             store.complete_if_done(campaign.id, now)
         return done

@@ -59,6 +59,7 @@ def progress(c: Campaign, now: datetime) -> dict[str, Any]:
         "no_answer": outcomes.get("no_answer", 0),
         "failed": outcomes.get("failed", 0),
         "no_agent": outcomes.get("no_agent", 0),
+        "unknown": outcomes.get("unknown", 0),
         "remaining": remaining,
         "answer_rate": round(outcomes.get("answered", 0) / finished, 4) if finished else None,
         "average_talk_seconds": round(float(talk), 1) if talk is not None else None,

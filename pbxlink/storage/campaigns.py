@@ -342,6 +342,10 @@ def pop_view(tag: str) -> dict[str, Any] | None:
     }
 
 
+def get_contact(contact_id: int) -> CampaignContact | None:
+    return CampaignContact.get_or_none(CampaignContact.id == contact_id)
+
+
 def fields_of(contact: CampaignContact) -> dict[str, str]:
     value = json.loads(contact.fields or "{}")
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}

@@ -336,3 +336,21 @@ def test_the_export_lists_every_dial_with_the_custom_columns() -> None:
     assert [r[1] for r in rows[1:]] == [NY, "+12125550122"]
     assert rows[1][7] == 1 and rows[2][7] is None  # the second contact was not dialled yet
     assert rows[1][-1] == "=HYPERLINK(1)"  # raw here: the CSV writer neutralises it
+
+
+def test_a_call_that_ended_while_pbxlink_was_down_is_not_dialled_again_unless_known_answered() -> None:
+    c = campaign(retries={"no_answer": RetryRule(1, 3)})
+    rang, talked = add(c, "+12125550111", "+12125550122")
+    clock, pbx = Clock(MONDAY), FakePbx()
+    run_for(dialer(c, pbx, clock), clock, 1.5)
+    service = CampaignService({"main": pbx}, clock=clock)
+    tags = {r.endpoint: r.tag or "" for r in pbx.originates}
+    finish(service, tags[rang.number], "1", disposition="missed", miss_reason="no_answer", end_seen=False)
+    finish(service, tags[talked.number], "2", disposition="answered", answered_at=clock.now, end_seen=False)
+    outcomes = {a.contact_id: (a.outcome, a.detail) for a in CampaignAttempt.select()}
+    assert outcomes[rang.id] == (
+        "unknown",
+        "the call ended while pbxlink was not connected: its outcome is not known",
+    )
+    assert outcomes[talked.id][0] == "answered"
+    assert {k.status for k in CampaignContact.select()} == {"done"}

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pbxlink.domain.calls import CallRecord
-from pbxlink.domain.campaign import CampaignSettings, Plan, RetryRule, outcome_of, parse_days
+from pbxlink.domain.campaign import CampaignSettings, Plan, RetryRule, check_for_pbx, outcome_of, parse_days
 
 NEW_YORK = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")
@@ -162,3 +162,17 @@ def test_outcomes_from_the_call_record() -> None:
     assert outcome_of(_rec(disposition="missed", miss_reason="no_answer"), "agent_first") is None
     rang = _rec(disposition="missed", miss_reason="no_answer", caller="201")
     assert outcome_of(rang, "agent_first") == "no_answer"
+
+
+def test_agent_first_on_asterisk_needs_the_queues_number() -> None:
+    s = settings(mode="agent_first", queue="support", message=None)
+    with pytest.raises(ValueError, match="queue: must be on Asterisk, the number that reaches the queue"):
+        check_for_pbx(s, "asterisk")
+    assert check_for_pbx(s, "freeswitch") is s
+    assert check_for_pbx(settings(mode="agent_first", queue="600", message=None), "asterisk").queue == "600"
+
+
+def test_agent_first_presents_the_campaigns_caller_id_to_the_contact() -> None:
+    plan = Plan(settings(mode="agent_first", queue="600", message=None, caller_id="+12125550100"))
+    req = plan.request("+12125550123", {}, "0b0c6c8e-54f4-4a59-9d7e-1f1fa1a3e0d1")
+    assert req.variables["PBXLINK_PRESENT"] == "+12125550100" and req.caller_id == "+12125550100"
