@@ -281,6 +281,7 @@ def _simulator(pbx: str, secret: str, agents: int) -> SimulatorThread:
 
 def demo(args: argparse.Namespace) -> None:
     """`pbxlink demo`: the whole product against a simulated PBX, SQLite and the in-process bus."""
+    from pbxlink.simulation.demo_data import seed_campaign
     from pbxlink.storage.models import User
     from pbxlink.storage.users import create_user, set_password
 
@@ -300,6 +301,7 @@ def demo(args: argparse.Namespace) -> None:
     )
     cfg = load_config(config)
     open_database(cfg)
+    seed_campaign("demo", folder)
     password = secrets.token_urlsafe(9)
     admin = User.get_or_none(User.username == "admin")
     if admin is None:

@@ -139,6 +139,23 @@ def test_demo_serves_the_panel_and_records_calls(tmp_path: Path, pbx: str) -> No
         )
         assert listed.returncode == 0 and json.loads(listed.stdout.splitlines()[0])["pbx"] == "demo"
         assert f"simulated {'FreeSWITCH' if pbx == 'freeswitch' else 'Asterisk'}" in banner
+        (campaign,) = session.get(f"http://127.0.0.1:{port}/api/v1/campaigns", timeout=5).json()["campaigns"]
+        assert (campaign["name"], campaign["status"], campaign["progress"]["contacts"]) == (
+            "demo-reminders",
+            "draft",
+            40,
+        )
+        started = subprocess.run(
+            [PBXLINK, "--config", str(tmp_path / "pbxlink.toml"), "campaign", "start", "demo-reminders"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert started.returncode == 0, started.stderr
+        url = f"http://127.0.0.1:{port}/api/v1/campaigns/{campaign['id']}"
+        while session.get(url, timeout=5).json()["progress"]["answered"] < 1:
+            assert time.monotonic() < deadline + 60, "the demo campaign reached nobody"
+            time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
