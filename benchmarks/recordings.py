@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from results import machine, write_section
+from results import machine, run_parts
 
 from pbxlink.domain.phone import numbers
 from pbxlink.services.recording_scan import scan
@@ -264,18 +264,9 @@ PARTS: dict[str, Callable[[argparse.Namespace], tuple[str, str]]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=(*PARTS, "all"), default="all")
     parser.add_argument("--files", type=int, default=100_000, help="files in the folder to index")
     parser.add_argument("--rows", type=int, default=1_000_000, help="recording rows to search")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md")
-    args = parser.parse_args()
-    for name, part in PARTS.items():
-        if args.part in (name, "all"):
-            marker, section = part(args)
-            print("\n" + section)
-            if not args.no_write:
-                write_section(marker, section)
-                print("written to docs/benchmarks.md")
+    run_parts(parser, PARTS)
 
 
 if __name__ == "__main__":

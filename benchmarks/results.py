@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -27,3 +29,20 @@ def write_section(name: str, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block
     DOC.write_text(text)
+
+
+Part = Callable[[argparse.Namespace], tuple[str, str]]
+
+
+def run_parts(parser: argparse.ArgumentParser, parts: Mapping[str, Part]) -> None:
+    """`--part NAME|all` and `--no-write` on `parser`; run the parts asked for, print and record each."""
+    parser.add_argument("--part", choices=(*parts, "all"), default="all")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md")
+    args = parser.parse_args()
+    for name, part in parts.items():
+        if args.part in (name, "all"):
+            marker, section = part(args)
+            print("\n" + section)
+            if not args.no_write:
+                write_section(marker, section)
+                print("written to docs/benchmarks.md")

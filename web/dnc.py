@@ -115,7 +115,9 @@ def import_csv() -> ResponseReturnValue:
     log.info(
         "do-not-call list: %d numbers imported by %s (%d listed already)", stats.added, who, stats.already
     )
-    flash(f"{stats.added} numbers added to the do-not-call list; {stats.already} were on it already.")
+    added = f"{stats.added} number{'' if stats.added == 1 else 's'}"
+    was = "was" if stats.already == 1 else "were"
+    flash(f"{added} added to the do-not-call list; {stats.already} {was} on it already.")
     if stats.rejected:
         more = stats.rejected - len(stats.problems)
         shown = "; ".join(stats.problems) + (f" and {more} more" if more else "")

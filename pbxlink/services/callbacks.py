@@ -32,6 +32,7 @@ from pbxlink.services.callback_attempts import Attempts, when
 from pbxlink.services.callback_input import web_name, web_number
 from pbxlink.services.crm_sync import customer_number
 from pbxlink.services.outbox import describe
+from pbxlink.services.ticker import every
 from pbxlink.storage import callbacks as store
 from pbxlink.storage.database import drop_connection, retry_briefly
 from pbxlink.storage.models import Callback
@@ -220,25 +221,9 @@ class CallbackService:
     def start(self) -> None:
         """Settle now what a previous run left in progress (from the call log); place what is due every
         poll_s from then on (not at once: the PBX links are still coming up, an originate would fail)."""
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        # One thread is enough (scans never overlap), and its "Running job" lines every few
-        # seconds would bury the journal: only its warnings and errors are kept.
-        logging.getLogger(f"apscheduler.executors.{EXECUTOR}").setLevel(logging.WARNING)
         self.attempts.patient_until = self.clock() + timedelta(seconds=self.attempts.margin_s)
         self._guarded(self.follow)
-        self._scheduler = BackgroundScheduler(timezone=UTC, executors={EXECUTOR: ThreadPoolExecutor(1)})
-        self._scheduler.add_job(
-            self._tick,
-            "interval",
-            seconds=self.poll_s,
-            id="callbacks",
-            executor=EXECUTOR,
-            max_instances=1,
-            coalesce=True,
-        )
-        self._scheduler.start()
+        self._scheduler = every(EXECUTOR, self.poll_s, self._tick)
 
     def stop(self) -> None:
         """Stop scanning, after the scan running now (its attempts are recorded before it returns)."""

@@ -28,6 +28,7 @@ from pbxlink.domain.phone import PhoneNumbers, numbers
 from pbxlink.domain.ports import PbxControl
 from pbxlink.services.campaign_dialer import MARGIN_S, Dialer
 from pbxlink.services.outbox import describe
+from pbxlink.services.ticker import every
 from pbxlink.storage import campaigns as store
 from pbxlink.storage.calls import by_origin
 from pbxlink.storage.database import drop_connection, retry_briefly
@@ -223,22 +224,8 @@ class CampaignService:
 
     def start(self) -> None:
         """Supervise every `poll_s` from now on (not at once: the PBX links are still coming up)."""
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        logging.getLogger(f"apscheduler.executors.{EXECUTOR}").setLevel(logging.WARNING)
         self.started_at = self.clock()
-        self._scheduler = BackgroundScheduler(timezone=UTC, executors={EXECUTOR: ThreadPoolExecutor(1)})
-        self._scheduler.add_job(
-            self._tick,
-            "interval",
-            seconds=self.poll_s,
-            id="campaigns",
-            executor=EXECUTOR,
-            max_instances=1,
-            coalesce=True,
-        )
-        self._scheduler.start()
+        self._scheduler = every(EXECUTOR, self.poll_s, self._tick)
 
     def stop(self) -> None:
         """Stop the diallers (a dial under way finishes recording itself first) and the scheduler."""

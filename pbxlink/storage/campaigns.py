@@ -20,6 +20,7 @@ import peewee as pw
 
 from pbxlink.domain.calls import CallRecord, iso
 from pbxlink.domain.campaign import CampaignSettings, Mode, RetryRule, retries_from_json
+from pbxlink.storage.database import writing
 from pbxlink.storage.models import Campaign, CampaignAttempt, CampaignContact, db_proxy, utcnow
 
 STATUSES = ("draft", "running", "paused", "stopped", "completed")
@@ -281,7 +282,7 @@ def finish(
     Idempotent: a dial already finished is left as it is (None). `counted=False` (an agent-first
     dial no agent took) gives the contact its attempt back.
     """
-    with db_proxy.atomic():
+    with writing():
         attempt = CampaignAttempt.get_or_none(CampaignAttempt.tag == tag)
         if attempt is None or attempt.ended_at is not None:
             return None

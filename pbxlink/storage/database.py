@@ -76,6 +76,19 @@ def connection() -> Iterator[None]:
             db_proxy.close()
 
 
+def writing() -> contextlib.AbstractContextManager[object]:
+    """A transaction that reads, then writes what it read.
+
+    On SQLite it takes the write lock at BEGIN (IMMEDIATE): a deferred one that read first cannot
+    upgrade once another connection wrote meanwhile ("database is locked" at once, busy_timeout or
+    not); an immediate one waits its turn instead. Inside a transaction: a savepoint.
+    """
+    db = db_proxy.obj
+    if isinstance(db, pw.SqliteDatabase) and not db.in_transaction():
+        return db.atomic("IMMEDIATE")
+    return db_proxy.atomic()
+
+
 def _sqlite(url: str) -> pw.SqliteDatabase:
     if not url.startswith("sqlite:///") or urlsplit(url).query:
         raise DatabaseOpenError(f"{url}: expected sqlite:///PATH (relative) or sqlite:////PATH (absolute)")

@@ -431,7 +431,7 @@ def test_the_do_not_call_list_adds_searches_removes_and_imports(client: FlaskCli
     resp = post(
         client, "/dnc/import", data, "/dnc", content_type="multipart/form-data", follow_redirects=True
     )
-    assert flashes(resp)[:1] == ["1 numbers added to the do-not-call list; 1 were on it already."]
+    assert flashes(resp)[:1] == ["1 number added to the do-not-call list; 1 was on it already."]
     assert "1 lines were skipped: line 4: &#39;nope&#39; is not a phone number" in flashes(resp)[1]
     assert dnc.count() == 2
     found = client.get("/dnc?search=0101").get_data(as_text=True)
@@ -473,3 +473,11 @@ def test_no_path_of_ours_reaches_a_page(client: FlaskClient, config: Config) -> 
     resp = upload(client, c, LIST, encoding="windows-1252")
     page = client.get(resp.headers["Location"]).get_data(as_text=True)
     assert str(config.data_dir) not in page and str(Path(config.data_dir).name) not in page
+
+
+def test_a_long_do_not_call_list_is_paged_and_the_search_kept(client: FlaskClient) -> None:
+    dnc.add_many([(*dnc.normalize(f"+1 212 555 {1000 + i}"), "moved") for i in range(55)], "test")
+    page = client.get("/dnc?search=moved").get_data(as_text=True)
+    assert "page 1 of 2 (55 found)" in page and 'href="/dnc?page=2&amp;search=moved"' in page
+    second = client.get("/dnc?search=moved&page=2").get_data(as_text=True)
+    assert "page 2 of 2 (55 found)" in second and 'href="/dnc?page=1&amp;search=moved"' in second
