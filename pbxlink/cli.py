@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calls.add_argument("--number", help="caller or callee, on digits: 5551234567 finds +15551234567")
     calls.add_argument("--agent", metavar="EXT", help="calls an agent took part in")
-    calls.add_argument("--disposition", choices=("answered", "missed"))
+    calls.add_argument(
+        "--disposition", choices=("answered", "missed"), help="only answered or only missed calls"
+    )
     limit = f"at most N calls (default: all with --json, else {DEFAULT_TABLE_LIMIT})"
     calls.add_argument("--limit", type=positive, metavar="N", help=limit)
     calls.add_argument(

@@ -101,8 +101,17 @@ class Dialer(threading.Thread):
         c = store.get(self.campaign_id)
         if c is None or c.status != "running":
             return None
-        plan = Plan(store.settings_of(c))
         now = self.clock()
+        if c.pbx not in self.controls:  # renamed or removed from the config: dialling would fail them all
+            store.move(c.id, "paused", now)
+            log.error(
+                'campaign %s: PBX "%s" is not in the config (any more): campaign paused; add the PBX back, '
+                "or edit the campaign's PBX, then resume it",
+                c.name,
+                c.pbx,
+            )
+            return None
+        plan = Plan(store.settings_of(c))
         if not plan.is_open(now):
             opens = plan.next_open(now)
             return min(60.0, (opens - now).total_seconds()) if opens else 60.0
@@ -150,12 +159,11 @@ class Dialer(threading.Thread):
         attempt = store.claim(contact, tag, now, plan.deadline(now, self.margin_s))
         if attempt is None:
             return  # another worker claimed this contact first
-        control = self.controls.get(c.pbx)
         try:
-            if control is None:
-                raise LookupError(f'PBX "{c.pbx}" is not configured')
-            control.originate(plan.request(contact.number, store.fields_of(contact), tag, self.context))
-        except (ValueError, LookupError) as exc:  # refused before the wire: no retry can fix it
+            self.controls[c.pbx].originate(
+                plan.request(contact.number, store.fields_of(contact), tag, self.context)
+            )
+        except ValueError as exc:  # refused before the wire: no retry can fix it
             store.finish(tag, "failed", None, now, retry_at=None, detail=f"cannot be dialled: {exc}")
             log.warning("campaign %s: %s cannot be dialled: %s", c.name, contact.number, exc)
             return

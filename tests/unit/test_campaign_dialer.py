@@ -8,6 +8,7 @@ import itertools
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -354,3 +355,29 @@ def test_a_call_that_ended_while_pbxlink_was_down_is_not_dialled_again_unless_kn
     )
     assert outcomes[talked.id][0] == "answered"
     assert {k.status for k in CampaignContact.select()} == {"done"}
+
+
+def test_a_campaign_whose_pbx_left_the_config_pauses_instead_of_failing_everyone() -> None:
+    c = campaign(pbx="old-pbx")
+    add(c, NY)
+    clock, pbx = Clock(MONDAY), FakePbx()
+    assert dialer(c, pbx, clock).turn() is None
+    assert Campaign.get_by_id(c.id).status == "paused" and CampaignAttempt.select().count() == 0
+    assert CampaignContact.get().status == "pending"
+
+
+def test_a_running_campaign_gets_a_cron_trigger_at_its_opening_and_loses_it_when_it_stops() -> None:
+    c = campaign(days="mon-fri", hours="09:30-17:00", timezone="Europe/Berlin")
+    service = CampaignService({"main": FakePbx()}, poll_s=3600)
+    service.start()
+    try:
+        service._cron(c)  # what supervise does for each running campaign (it also starts the dialler)
+        job = service._scheduler.get_job(f"campaign-{c.id}")
+        opening = job.trigger.get_next_fire_time(
+            None, datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+        )  # a Saturday
+        assert opening == datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+        service._unschedule(c.id)  # what supervise does once it is not running
+        assert service._scheduler.get_job(f"campaign-{c.id}") is None
+    finally:
+        service.stop()

@@ -1,7 +1,6 @@
 """`pbxlink campaign import` and `pbxlink dnc …` as an admin runs them: a real config file, a real database.
 
-`main` runs with a parser holding only these commands, built with helpers like build_parser's, so
-the commands are tested through main's own error handling and exit statuses.
+Through `pbxlink.cli.main`, so the commands are tested with main's own error handling and exit statuses.
 """
 
 from __future__ import annotations
@@ -10,12 +9,10 @@ import argparse
 import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pbxlink import cli
-from pbxlink.cli_contacts import add_commands
 from pbxlink.config import load_config
 from pbxlink.storage import dnc
 from pbxlink.storage.database import connect
@@ -24,29 +21,10 @@ from pbxlink.storage.models import Campaign, CampaignContact
 from tests.unit.test_cli import CONFIG
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="pbxlink")
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(group: Any, name: str, text: str, handler: cli.Handler) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = group.add_parser(name, help=text, description=text)
-        p.add_argument("--config", metavar="FILE", help="config file")
-        p.set_defaults(handler=handler)
-        return p
-
-    def group(name: str, text: str) -> Any:
-        p = commands.add_parser(name, help=text, description=text)
-        return p.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
-
-    add_commands(commands, command, group, group("campaign", "outbound campaigns"))
-    return top
-
-
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     path = tmp_path / "pbxlink.toml"
     path.write_text(CONFIG)
-    monkeypatch.setattr(cli, "build_parser", parser)
     db = connect(load_config(path, environ={}).database.url)
     migrate(db)
     Campaign.create(name="renewals", pbx="main", mode="broadcast", timezone="America/New_York")
@@ -214,11 +192,12 @@ def test_dnc_import_reads_bare_numbers_and_refuses_a_file_without_numbers(
 
 
 def test_every_command_and_option_has_help() -> None:
-    top = parser()
+    top = cli.build_parser()
     (commands,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
-    for group in commands.choices.values():
-        (sub,) = [a for a in group._actions if isinstance(a, argparse._SubParsersAction)]
-        for name, command in sub.choices.items():
+    for top_name, group in commands.choices.items():
+        subs = [a for a in group._actions if isinstance(a, argparse._SubParsersAction)]
+        leaves = subs[0].choices.items() if subs else [(top_name, group)]
+        for name, command in leaves:
             assert command.description, name
             for action in command._actions:
                 assert action.help, f"{name} {action.dest}"
