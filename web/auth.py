@@ -185,7 +185,8 @@ def safe_next(target: str | None) -> str | None:
 
 def _fingerprint(user: User) -> str:
     key = str(current_app.secret_key).encode()
-    return hmac.new(key, str(user.password_hash).encode(), hashlib.sha256).hexdigest()[:20]
+    signed = f"{user.password_hash}|{user.session_version}".encode()  # a new password or "log out everywhere"
+    return hmac.new(key, signed, hashlib.sha256).hexdigest()[:20]
 
 
 def _load_user(user_id: str) -> PanelUser | None:

@@ -391,6 +391,15 @@ def _campaigns(db: pw.Database) -> None:
     db.create_tables([Campaign, CampaignContact, CampaignAttempt, CampaignImport, DncEntry], safe=False)
 
 
+def _session_version(db: pw.Database) -> None:
+    """user.session_version: "log out everywhere" moves it on; sessions signed with the old one end."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as migrate_ops
+
+    column = pw.IntegerField(default=0)
+    migrate_ops(SchemaMigrator.from_database(db).add_column("user", "session_version", column))
+
+
 #: (version, what it does, how); versions only ever grow, and a released one is never edited.
 MIGRATIONS: tuple[tuple[int, str, Callable[[pw.Database], None]], ...] = (
     (1, "initial schema: call, user, api_token, setting", _initial_schema),
@@ -400,6 +409,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[pw.Database], None]], ...] = (
     (5, "recordings index, audit log", _recordings),
     (6, "recordings by agent and time", _recordings_by_agent),
     (7, "campaigns, do-not-call list, call amd", _campaigns),
+    (8, "user session version", _session_version),
 )
 
 

@@ -83,6 +83,8 @@ class User(BaseModel):
     extension = pw.CharField(max_length=32, null=True)
     active = pw.BooleanField(default=True)
     created_at = UTCDateTimeField(default=utcnow)
+    #: part of every session's signature: "log out everywhere" moves it on
+    session_version = pw.IntegerField(default=0)
 
     @property
     def is_admin(self) -> bool:

@@ -104,9 +104,9 @@ def seeded(config: Path) -> list[CallRecord]:
 def test_initdb_applies_then_reports_up_to_date(config: Path, tmp_path: Path) -> None:
     first = pbxlink("--config", str(config), "initdb")
     assert (first.returncode, first.stderr) == (0, "")
-    assert first.stdout == f"sqlite:///{tmp_path}/state/pbxlink.db: applied migrations 1, 2, 3, 4, 5, 6, 7\n"
+    assert first.stdout == f"sqlite:///{tmp_path}/state/pbxlink.db: applied migrations 1, 2, 3, 4, 5, 6, 7, 8\n"
     again = pbxlink("initdb", "--config", str(config))  # the global options work after the command too
-    assert again.stdout.endswith(": up to date (schema version 7)\n")
+    assert again.stdout.endswith(": up to date (schema version 8)\n")
     assert (tmp_path / "state" / "pbxlink.db").is_file()
 
 
@@ -182,7 +182,7 @@ def test_user_add_from_stdin_then_list(config: Path) -> None:
 
 def test_config_from_environment(config: Path) -> None:
     out = pbxlink("initdb", env={"PBXLINK_CONFIG": str(config)})
-    assert out.returncode == 0 and "applied migrations 1, 2, 3, 4, 5, 6, 7" in out.stdout
+    assert out.returncode == 0 and "applied migrations 1, 2, 3, 4, 5, 6, 7, 8" in out.stdout
 
 
 @pytest.mark.parametrize(
