@@ -17,7 +17,7 @@ from pbxlink.domain.calls import RECORD_FIELDS, CallRecord, Transfer
 from pbxlink.storage import users
 from pbxlink.storage.calls import save_call
 from pbxlink.storage.database import connect
-from pbxlink.storage.migrations import migrate
+from pbxlink.storage.migrations import MIGRATIONS, migrate
 from pbxlink.storage.models import User
 
 PBXLINK = str(Path(sys.executable).parent / "pbxlink")
@@ -104,7 +104,9 @@ def seeded(config: Path) -> list[CallRecord]:
 def test_initdb_applies_then_reports_up_to_date(config: Path, tmp_path: Path) -> None:
     first = pbxlink("--config", str(config), "initdb")
     assert (first.returncode, first.stderr) == (0, "")
-    assert first.stdout == f"sqlite:///{tmp_path}/state/pbxlink.db: applied migrations 1, 2, 3, 4, 5, 6, 7, 8\n"
+    versions = ", ".join(str(v) for v, _, _ in MIGRATIONS)
+    assert versions == "1, 2, 3, 4, 5, 6, 7, 8"
+    assert first.stdout == f"sqlite:///{tmp_path}/state/pbxlink.db: applied migrations {versions}\n"
     again = pbxlink("initdb", "--config", str(config))  # the global options work after the command too
     assert again.stdout.endswith(": up to date (schema version 8)\n")
     assert (tmp_path / "state" / "pbxlink.db").is_file()
