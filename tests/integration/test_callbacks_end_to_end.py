@@ -125,6 +125,8 @@ def missed_call(
     site.bus.subscribe("callbacks", service.on_event)
     sim.run(sim.sim.play_capture(capture.path, speed=20.0), timeout=60)
     wait_for(lambda: store.counts().get("pending") == 1)
+    # the call log is another subscriber of the bus: the missed call may be written just after
+    wait_for(lambda: any(c["disposition"] == "missed" for c in search_calls(CallFilter(), limit=10)[0]))
     return control, service
 
 

@@ -193,7 +193,7 @@ def test_the_do_not_call_list_in_the_browser(served: str, browser: Any) -> None:
     )
     page.get_by_role("button", name="Import").click()
     expect(page.locator(".flash")).to_have_text(
-        "1 numbers added to the do-not-call list; 0 were on it already."
+        "1 number added to the do-not-call list; 0 were on it already."
     )
     page.get_by_role("textbox", name="Search").fill("0101")
     page.get_by_role("button", name="Search").click()
