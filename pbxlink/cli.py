@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     token = command(tokens, "add", "create an API bearer token for a user; it is shown only once", _token_add)
     token.add_argument("user", help="the user the token acts as")
     token.add_argument("name", help="what the token is for, e.g. the script using it")
+    from pbxlink import cli_users  # it uses this module's helpers
+
+    cli_users.add_commands(users, tokens, command)
 
     calls = command(commands, "calls", "show the call log, newest first", _calls)
     when = "today, yesterday, 2026-01-01 (local time) or ISO 8601"
@@ -204,7 +207,7 @@ def _initdb(args: argparse.Namespace, cfg: Config) -> int:
 
 def _user_add(args: argparse.Namespace, cfg: Config) -> int:
     open_database(cfg)
-    password = _read_password(args.name)
+    password = read_password(args.name)
     try:
         create_user(args.name, password, role=args.role, extension=args.extension)
     except ValueError as exc:
@@ -213,7 +216,7 @@ def _user_add(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-def _read_password(name: str) -> str:
+def read_password(name: str) -> str:
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\r\n")
     password = getpass.getpass(f"Password for {name}: ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
@@ -16,19 +17,24 @@ from pbxlink.storage.models import db_proxy
 from pbxlink.storage.settings import web_secret_key
 
 from . import (
+    account,
     api,
     auth,
+    call_history,
+    call_page,
     callback_policies,
     callback_requests,
     callbacks,
     calls,
     campaigns,
     crm,
+    openapi,
     outbox,
     pops,
     recording_pages,
     recordings,
     retention,
+    users,
 )
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,9 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="pbxlink_session",
+        SESSION_COOKIE_SECURE=(config.web.public_url or "").lower().startswith("https://"),
+        # Renewed by every request (Flask's default is 31 days).
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         # The CSRF token lives as long as the session, so a login page left open does not expire.
         WTF_CSRF_TIME_LIMIT=None,
     )
@@ -85,6 +94,12 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     app.register_blueprint(callback_policies.bp)  # before callbacks.bp: /callbacks/policies is not an id
     app.register_blueprint(callbacks.bp)
     app.register_blueprint(callbacks.api_bp)
+    app.register_blueprint(call_history.bp)
+    app.register_blueprint(call_page.bp)  # /calls/<int:id>: no clash with /calls/stream or /calls/history
+    app.register_blueprint(openapi.bp)  # /api/docs
+    app.register_blueprint(openapi.api_bp)  # /api/v1/openapi.json
+    app.register_blueprint(account.bp)
+    app.register_blueprint(users.bp)
     campaigns.register(app)  # campaigns, their imports, the do-not-call list, and their API
     csrf.exempt(api.bp)  # JSON for bearer tokens: not ambient credentials
     csrf.exempt(crm.hooks)  # called by the CRMs, authenticated by the secret in the URL

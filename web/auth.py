@@ -161,6 +161,7 @@ def login() -> ResponseReturnValue:
         log.info("login failed from %s", addr)
         return render_template("auth/login.html", username=username, error=BAD_LOGIN)
     session.clear()  # a fresh session (and CSRF token) for the logged-in user
+    session.permanent = True  # expires PERMANENT_SESSION_LIFETIME after the last request
     login_user(PanelUser(user))
     log.info("user %s logged in from %s", user.username, addr)
     return redirect(target)

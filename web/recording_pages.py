@@ -70,8 +70,8 @@ def index() -> ResponseReturnValue:
     call = request.args.get("call", "").strip()
     if call:
         pbx, _, call_id = call.partition(":")
-        rows = [r for r in store.for_call(pbx, call_id) if _sees(viewer, r)]
-        return render_template("recordings/call.html", call=call, rows=[_row(r) for r in rows])
+        rows = [r for r in store.for_call(pbx, call_id) if may_hear(viewer, r)]
+        return render_template("recordings/call.html", call=call, rows=[recording_row(r) for r in rows])
     form = {k: request.args.get(k, "").strip() for k in FIELDS}
     try:
         f = _filter(viewer, form)
@@ -84,7 +84,7 @@ def index() -> ResponseReturnValue:
         "recordings/index.html",
         form=form,
         error=None,
-        rows=[_row(r) for r in rows],
+        rows=[recording_row(r) for r in rows],
         page=page,
         pages=max(1, math.ceil(total / PER_PAGE)),
         total=total,
@@ -102,7 +102,7 @@ def detail(rec_id: int) -> ResponseReturnValue:
     if _viewer().sees_all:
         entries = AuditEntry.select().where(AuditEntry.target == f"recording:{rec.id}")
         audits = [_audit(e) for e in entries.order_by(AuditEntry.at.desc()).limit(AUDIT_SHOWN)]
-    return render_template("recordings/detail.html", r=_row(rec), audits=audits)
+    return render_template("recordings/detail.html", r=recording_row(rec), audits=audits)
 
 
 @bp.get("/recordings/<int:rec_id>/audio")
@@ -139,7 +139,7 @@ def _filter(viewer: PanelUser, form: dict[str, str]) -> store.RecordingFilter | 
     agents = None if viewer.sees_all else viewer.extensions
     if agents is not None and (not agents or (agent is not None and agent not in agents)):
         return None  # an agent asking for another agent's recordings finds none
-    since, until = _day(form["since"], "from"), _day(form["until"], "to")
+    since, until = local_day(form["since"], "from"), local_day(form["until"], "to")
     if since is not None and until is not None and until < since:
         raise ValueError("The “to” day is before the “from” day.")
     if form["disposition"] and form["disposition"] not in DISPOSITIONS:
@@ -161,7 +161,7 @@ def _filter(viewer: PanelUser, form: dict[str, str]) -> store.RecordingFilter | 
     )
 
 
-def _day(raw: str, which: str) -> datetime | None:
+def local_day(raw: str, which: str) -> datetime | None:
     """A `date` input (the server's local day) as the UTC time it starts."""
     if not raw:
         return None
@@ -205,14 +205,14 @@ def _viewer() -> PanelUser:
     return current_user._get_current_object()  # type: ignore[no-any-return]
 
 
-def _sees(viewer: PanelUser, rec: Recording) -> bool:
+def may_hear(viewer: PanelUser, rec: Recording) -> bool:
     return viewer.sees_all or (rec.agent is not None and rec.agent in viewer.extensions)
 
 
 def _visible(rec_id: int) -> Recording:
     """The recording, if this viewer may have it; deleted ones answer 410 with a page saying so."""
     rec = store.get(rec_id)
-    if rec is None or not _sees(_viewer(), rec):  # another agent's recording is as absent as a missing one
+    if rec is None or not may_hear(_viewer(), rec):  # another agent's recording is as absent as a missing one
         abort(404, f"no recording #{rec_id}")
     if rec.status == "deleted":
         abort(_gone(rec, 410))
@@ -222,7 +222,7 @@ def _visible(rec_id: int) -> Recording:
 
 
 def _gone(rec: Recording, code: int) -> Response:
-    page = render_template("recordings/gone.html", r=_row(rec), code=code)
+    page = render_template("recordings/gone.html", r=recording_row(rec), code=code)
     return current_app.response_class(page, status=code, mimetype="text/html")
 
 
@@ -230,7 +230,7 @@ def _local(ts: datetime | None) -> str:
     return "" if ts is None else ts.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def _row(r: Recording) -> dict[str, Any]:
+def recording_row(r: Recording) -> dict[str, Any]:
     return {
         "id": r.id,
         "started": _local(r.started_at),

@@ -31,6 +31,10 @@ class CallFilter:
     number: str | None = None  # caller or callee: same E.164, else same last digits (pbxlink.domain.phone)
     agent: str | tuple[str, ...] | None = None  # the first agent or any agent who talked (any of several)
     disposition: str | None = None
+    queue: str | None = None
+    direction: str | None = None
+    miss_reason: str | None = None
+    pbx: str | None = None
 
 
 def save_call(rec: CallRecord) -> int:
@@ -62,7 +66,7 @@ def get_call(id: int) -> dict[str, Any] | None:
 
 def search_calls(f: CallFilter, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """One page of matching calls, newest first, and how many match in all."""
-    query = _matching(f)
+    query = matching(f)
     page = query.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit).offset(offset)
     return [row_to_dict(row) for row in page], query.count()
 
@@ -72,7 +76,7 @@ def iter_calls(f: CallFilter, batch: int = 500) -> Iterator[dict[str, Any]]:
     when calls are added meanwhile) so an export of years of calls holds one batch in memory."""
     after: tuple[datetime, int] | None = None
     while True:
-        query = _matching(f)
+        query = matching(f)
         if after is not None:
             query = query.where(
                 (Call.started_at < after[0]) | ((Call.started_at == after[0]) & (Call.id < after[1]))
@@ -165,7 +169,7 @@ def _row_values(rec: CallRecord) -> dict[str, Any]:
     return values
 
 
-def _matching(f: CallFilter) -> pw.ModelSelect[Call]:
+def matching(f: CallFilter) -> pw.ModelSelect[Call]:
     conditions: list[pw.Expression] = []
     if f.since is not None:
         conditions.append(Call.started_at >= f.since)
@@ -179,8 +183,9 @@ def _matching(f: CallFilter) -> pw.ModelSelect[Call]:
                 operator.or_, map(_agent_talked, (f.agent,) if isinstance(f.agent, str) else f.agent)
             )
         )
-    if f.disposition:
-        conditions.append(Call.disposition == f.disposition)
+    for column in ("disposition", "queue", "direction", "miss_reason", "pbx"):
+        if value := getattr(f, column):
+            conditions.append(getattr(Call, column) == value)
     return Call.select().where(*conditions) if conditions else Call.select()
 
 

@@ -68,7 +68,14 @@
     time.dateTime = c.started_at;
     time.textContent = clock(c.started_at);
     tr.append(cell("Time", null), cell("Direction", c.direction));
-    tr.cells[0].append(time);
+    if (id) {  // the call's page
+      const link = document.createElement("a");
+      link.href = "/calls/" + encodeURIComponent(id);
+      link.append(time);
+      tr.cells[0].append(link);
+    } else {
+      tr.cells[0].append(time);
+    }
 
     const caller = cell("Caller", c.caller || "—");
     if (c.caller_name) {
