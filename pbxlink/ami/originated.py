@@ -128,7 +128,7 @@ class Originated(Resync):
         dest_uid = field(event, "DestUniqueid")
         agent = self.agents.agent(dest) or (self._member_agent(event) if name.startswith("Agent") else None)
         if name in ("QueueCallerJoin", "AgentCalled"):
-            state.record.queue = field(event, "Queue") or state.record.queue
+            state.record.queue = state.record.queue or field(event, "Queue")
         if name in ("DialBegin", "AgentCalled") and agent is not None and dest_uid:
             self._mark_pair(state, dest, "dialled")
             return state.ring(dest_uid, agent, at, offer=False)  # the agent's screen-pop, tag and all

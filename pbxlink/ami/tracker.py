@@ -274,7 +274,7 @@ class AmiTracker(Originated):
         return state.answer(None, at)  # forwarded outside, answered there
 
     def _on_queue_join(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
-        state.record.queue = field(event, "Queue") or state.record.queue
+        state.record.queue = state.record.queue or field(event, "Queue")
         state.offer(at)
         return []
 
@@ -283,13 +283,13 @@ class AmiTracker(Originated):
         return []
 
     def _on_agent_called(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
-        state.record.queue = field(event, "Queue") or state.record.queue
+        state.record.queue = state.record.queue or field(event, "Queue")
         agent = self.agents.agent(field(event, "DestChannel")) or self._member_agent(event)
         dest_uid = field(event, "DestUniqueid")
         return state.ring(dest_uid, agent, at) if agent and dest_uid else []
 
     def _on_agent_connect(self, state: CallState, chan: Chan, event: Event, at: datetime) -> list[CallEvent]:
-        state.record.queue = field(event, "Queue") or state.record.queue
+        state.record.queue = state.record.queue or field(event, "Queue")
         state.ringing.pop(field(event, "DestUniqueid"), None)
         agent = self.agents.agent(field(event, "DestChannel")) or self._member_agent(event)
         return state.answer(agent, at)

@@ -18,7 +18,7 @@ def on_callcenter(state: CallState, event: Event, at: datetime) -> list[CallEven
     action = field(event, "CC-Action")
     agent = cc_agent_extension(field(event, "CC-Agent"))
     if action == "member-queue-start":
-        state.record.queue = queue_name(field(event, "CC-Queue")) or state.record.queue
+        state.record.queue = state.record.queue or queue_name(field(event, "CC-Queue"))
         state.offer(at)
     elif action == "agent-offering" and agent:
         return state.ring(f"agent:{agent}", agent, at)

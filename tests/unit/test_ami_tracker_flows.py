@@ -300,3 +300,19 @@ def test_dahdi_analog_phone_is_an_agent_through_the_device_table() -> None:
     f.ring(c, phone).wait(2).answer(c, phone).wait(4).bye(phone, c)
     [rec] = ended(f.run(tracker))
     assert (rec["agent"], rec["hangup_by"], rec["talk_seconds"]) == ("203", "agent", 4.0)
+
+
+def test_a_call_moved_to_another_queue_keeps_the_first_queue_it_entered() -> None:
+    f = Flow()
+    c = inbound(f)
+    f.ev("QueueCallerJoin", c, Queue="support", Position="1")
+    a = f.new("201", "201", linkedid=c.linkedid, context="internal", exten="s")
+    f.dest("AgentCalled", c, a, Queue="support").ring(c, a).wait(2).answer(c, a).wait(3)
+    f.dest("AgentConnect", c, a, Queue="support", HoldTime="2")
+    # 201 sends the caller on to the sales queue, where 202 takes it
+    f.ev("BridgeLeave", c, BridgeUniqueid="b1").system_hangup(a)
+    f.ev("QueueCallerJoin", c, Queue="sales", Position="1")
+    b = f.new("202", "202", linkedid=c.linkedid, context="internal", exten="s")
+    f.dest("AgentCalled", c, b, Queue="sales").ring(c, b).wait(1).answer(c, b).wait(4).bye(b, c)
+    [rec] = ended(f.run())
+    assert rec["queue"] == "support" and rec["agents"] == ["201", "202"]

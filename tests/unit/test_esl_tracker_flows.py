@@ -163,3 +163,19 @@ def test_our_own_restart_resumes_open_calls() -> None:
     f.wait(10).hangup(a, disposition="recv_bye").hangup(c, disposition="send_bye")
     [rec] = ended(f.run(second))
     assert (rec["call_id"], rec["agent"], rec["hangup_by"]) == (c.uuid, "201", "agent")
+
+
+def test_a_call_moved_to_another_queue_keeps_the_first_queue_it_entered() -> None:
+    f = Flow()
+    c = f.customer(did="108")
+    for queue in ("support@default", "sales@default"):  # the support queue gives up; sales takes it
+        cc = {"Event-Subclass": "callcenter::info", "CC-Member-Session-UUID": c.uuid, "CC-Queue": queue}
+        f.ev("CUSTOM", **cc, **{"CC-Action": "member-queue-start"}).wait(5)
+        f.ev(
+            "CUSTOM",
+            **cc,
+            **{"CC-Action": "member-queue-end", "CC-Cause": "Cancel", "CC-Cancel-Reason": "TIMEOUT"},
+        )
+    f.hangup(c, disposition="send_bye")
+    [rec] = ended(f.run())
+    assert rec["queue"] == "support"
