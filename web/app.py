@@ -28,6 +28,7 @@ from . import (
     calls,
     campaigns,
     crm,
+    dashboard,
     openapi,
     outbox,
     pops,
@@ -81,6 +82,7 @@ def create_app(config: Config, bus: Bus | None = None, **parts: Any) -> Flask:
     auth.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(calls.bp)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pops.bp)
     app.register_blueprint(crm.bp)
