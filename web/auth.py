@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
 LIMITER_KEY = "pbxlink.login_limiter"
+#: failed logins per account, from any address: slows a guesser spread over many addresses, without
+#: letting one address lock a user out (that takes this many failures within the window)
+ACCOUNT_LIMITER_KEY = "pbxlink.account_login_limiter"
 BAD_LOGIN = "Wrong username or password."
 
 
@@ -125,6 +128,7 @@ def init_app(app: Flask) -> None:
     manager.user_loader(_load_user)
     manager.unauthorized_handler(_unauthorized)
     app.extensions[LIMITER_KEY] = LoginLimiter()
+    app.extensions[ACCOUNT_LIMITER_KEY] = LoginLimiter(max_failures=50, window=900.0)
 
 
 def wants_json() -> bool:
@@ -141,23 +145,23 @@ def login() -> ResponseReturnValue:
     addr = request.remote_addr or "unknown"
     limiter: LoginLimiter = current_app.extensions[LIMITER_KEY]
     username = request.form.get("username", "")
-    wait = limiter.retry_after(addr)
-    if wait > 0:
-        log.warning("login refused: too many failed logins from %s", addr)
-        resp = make_response(
-            render_template(
-                "auth/login.html",
-                username=username,
-                error="Too many failed logins from your address; try again in a few minutes.",
-            ),
-            429,
-        )
-        resp.headers["Retry-After"] = str(math.ceil(wait))
-        return resp
+    account: LoginLimiter = current_app.extensions[ACCOUNT_LIMITER_KEY]
+    account_key = username.strip().lower()[:64]
+    for wait, who in (
+        (limiter.retry_after(addr), "from your address"),
+        (account.retry_after(account_key), ""),
+    ):
+        if wait > 0:
+            log.warning("login refused: too many failed logins %s", who or f"for user {account_key!r}")
+            error = f"Too many failed logins {who or 'for this user'}; try again in a few minutes."
+            resp = make_response(render_template("auth/login.html", username=username, error=error), 429)
+            resp.headers["Retry-After"] = str(math.ceil(wait))
+            return resp
 
     user = authenticate(username, request.form.get("password", ""))
     if user is None:
         limiter.failed(addr)
+        account.failed(account_key)
         log.info("login failed from %s", addr)
         return render_template("auth/login.html", username=username, error=BAD_LOGIN)
     session.clear()  # a fresh session (and CSRF token) for the logged-in user

@@ -286,6 +286,18 @@ def test_logins_are_rate_limited_per_address(client, app) -> None:
     assert resp.status_code == 302
 
 
+def test_logins_are_rate_limited_per_user_across_addresses(client, app) -> None:
+    create_user("ann", PASSWORD)
+    create_user("bob", PASSWORD)
+    for i in range(50):  # a guesser spread over many addresses
+        resp = login(client, "Ann", "guess guess", environ_base={"REMOTE_ADDR": f"198.51.100.{i}"})
+        assert resp.status_code == 200
+    blocked = login(app.test_client(), "ann", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert blocked.status_code == 429 and "for this user" in blocked.get_data(as_text=True)
+    assert 0 < int(blocked.headers["Retry-After"]) <= 900
+    assert login(app.test_client(), "bob", environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 302
+
+
 @pytest.mark.parametrize(
     ("target", "location"),
     [
